@@ -1,0 +1,41 @@
+"""Write fast launchers (``python3 -I -S``) for the engine's commands into a bin directory.
+
+``python3 -I -S`` skips the site module and user paths (10 ms instead of 40 ms to start here),
+so the launcher puts the directory that holds the ``sampan`` package on ``sys.path`` itself.
+"""
+
+import argparse
+import os
+import sys
+
+import sampan
+
+COMMANDS = {"sampan-runc": "sampan.runtime.cli.main"}
+
+TEMPLATE = """#!{python} -IS
+# written by sampan.cmd.install_launchers: -I -S skips site imports (start-up time)
+import sys
+sys.path.insert(0, {path!r})
+from {module} import main
+sys.exit(main())
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bindir", default="/usr/local/bin")
+    args = parser.parse_args()
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(sampan.__file__)))
+    python = os.path.realpath(sys.executable)
+    for name, module in COMMANDS.items():
+        target = os.path.join(args.bindir, name)
+        temp = target + ".tmp"
+        with open(temp, "w") as out:
+            out.write(TEMPLATE.format(python=python, path=package_parent, module=module))
+        os.chmod(temp, 0o755)
+        os.rename(temp, target)
+        print(f"installed {target}")
+
+
+if __name__ == "__main__":
+    main()

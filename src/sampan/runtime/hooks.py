@@ -1,0 +1,46 @@
+"""OCI hooks: each runs with the container's state JSON on stdin, argv[0] = args[0].
+
+dockerd's libnetwork-setkey prestart hook dispatches on argv[0], so ``path`` is what is
+executed and ``args`` (including args[0]) is the argv it sees.
+"""
+
+import json
+from typing import Any
+
+from sampan import errdefs
+
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+              "poststop")
+
+
+def run_hooks(hooks: dict[str, Any] | None, kind: str, state: dict[str, Any],
+              cwd: str | None = None) -> None:
+    """Run every hook of ``kind`` in order; the first failure raises errdefs.System."""
+    entries = (hooks or {}).get(kind) or []
+    if not entries:
+        return
+    import subprocess  # only containers with hooks pay for it
+
+    payload = json.dumps(state).encode()
+    for index, hook in enumerate(entries):
+        path = hook["path"]
+        args = list(hook.get("args") or [path])
+        env = None
+        if hook.get("env") is not None:
+            env = dict(item.split("=", 1) for item in hook["env"] if "=" in item)
+        timeout = hook.get("timeout")
+        try:
+            completed = subprocess.run(
+                args, executable=path, input=payload, env=env, cwd=cwd,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise errdefs.System(
+                f"{kind} hook #{index} ({path}) did not finish within {timeout}s") from None
+        except OSError as exc:
+            raise errdefs.System(f"{kind} hook #{index} ({path}): {exc.strerror}") from None
+        if completed.returncode != 0:
+            output = (completed.stderr or completed.stdout).decode(errors="replace").strip()
+            raise errdefs.System(
+                f"{kind} hook #{index} ({path}) exited with status {completed.returncode}"
+                + (f": {output}" if output else ""))
