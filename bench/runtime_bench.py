@@ -272,8 +272,8 @@ def print_table(runtimes: list[Runtime], results: dict[str, Samples]) -> None:
             label = operation if runtime is runtimes[0] else ""
             times = samples.times.get(operation)
             if not times:
-                error = samples.errors.get(operation) or samples.errors.get("worker", "not run")
-                print(f"{label:<12}{runtime.name:<14}  FAILED: {error[:200]}")
+                reason = "see below" if operation in samples.errors else "not run"
+                print(f"{label:<12}{runtime.name:<14}  FAILED ({reason})")
                 continue
             median = statistics.median(times)
             ratio = f"{median / runc_median:.2f}x" if runc_median else "-"
@@ -281,6 +281,9 @@ def print_table(runtimes: list[Runtime], results: dict[str, Samples]) -> None:
                 f"{label:<12}{runtime.name:<14}{median * 1e3:>11.1f}"
                 f"{percentile(times, 0.9) * 1e3:>10.1f}{ratio:>10}{len(times):>5}"
             )
+    for runtime in runtimes:
+        for operation, error in results[runtime.name].errors.items():
+            print(f"\n{runtime.name} {operation} FAILED: {error[:1000]}")
     for runtime in runtimes:
         setup = results[runtime.name].setup_seconds
         if setup is not None:

@@ -530,20 +530,26 @@ class EngineStack:
         self,
         *args: str,
         input: str | None = None,
-        timeout: float = 60.0,
+        timeout: float = 30.0,
     ) -> subprocess.CompletedProcess[str]:
-        """Run the docker CLI against this dockerd; never raises on a non-zero exit."""
-        return subprocess.run(
-            [docker_cli(), *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            env=self.dockerd.env(),
-            timeout=timeout,
-            check=False,
-        )
+        """Run the docker CLI against this dockerd; raises only if it hangs past ``timeout``."""
+        try:
+            return subprocess.run(
+                [docker_cli(), *args],
+                input=input,
+                capture_output=True,
+                text=True,
+                env=self.dockerd.env(),
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as expired:
+            raise AssertionError(
+                f"docker {' '.join(args)} still running after {timeout:.0f}s (a runtime call "
+                f"hangs?)\ndockerd log tail:\n{_log_tail(self.dockerd.log_path, 15)}"
+            ) from expired
 
-    def docker_ok(self, *args: str, timeout: float = 60.0) -> str:
+    def docker_ok(self, *args: str, timeout: float = 30.0) -> str:
         """Run the docker CLI, fail with its output unless it exits 0; returns stdout."""
         result = self.docker(*args, timeout=timeout)
         if result.returncode != 0:

@@ -187,10 +187,7 @@ def test_root_asking_for_every_capability_gets_what_it_has_and_a_list_of_the_res
 
     result = run_in_child(child)
     have = result["before"]["CapBnd"]
-    missing = sorted(
-        name for name, number in ALL_CAPABILITIES.items() if not have >> number & 1
-    )
-    missing.sort(key=ALL_CAPABILITIES.__getitem__)
+    missing = [name for name, number in ALL_CAPABILITIES.items() if not have >> number & 1]
     assert result["skipped"] == [missing, missing]
     assert result["after"]["CapBnd"] == have
     assert result["after"]["CapPrm"] == result["before"]["CapPrm"]

@@ -7,7 +7,6 @@ from sampan.kernel.libc import LIBC, check
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
-PR_SET_NO_NEW_PRIVS = 38
 
 CLOSE_RANGE_CLOEXEC = 1 << 2
 _SYS_CLOSE_RANGE = 436  # x86_64
@@ -28,10 +27,6 @@ def set_child_subreaper() -> None:
 
 def set_parent_death_signal(signal: int) -> None:
     prctl(PR_SET_PDEATHSIG, signal)
-
-
-def set_no_new_privs() -> None:
-    prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
 def sethostname(name: str) -> None:

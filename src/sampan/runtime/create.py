@@ -6,7 +6,6 @@ re-parented to the caller's subreaper (containerd's shim, conmon), which reaps i
 """
 
 import os
-import shutil
 import socket
 from typing import Any
 
@@ -44,6 +43,32 @@ def compile_seccomp(config: dict[str, Any], root: str) -> tuple[bytes, int] | No
 
     compiled = compile_profile(profile, os.path.join(root, "seccomp-cache"))
     return compiled.program, compiled.flags
+
+
+# Devices every container may use whatever its rules say, as runc allows them (runtime-spec
+# "Default Devices" plus ptys, the console and tun): appended after the config's own rules.
+_ALWAYS_ALLOWED_DEVICES: list[dict[str, Any]] = [
+    {"allow": True, "type": "c", "major": None, "minor": None, "access": "m"},
+    {"allow": True, "type": "b", "major": None, "minor": None, "access": "m"},
+    *({"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
+      for major, minor in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2),
+                           (136, None), (10, 200))),
+]
+
+
+def device_rules(linux: dict[str, Any]) -> dict[str, Any]:
+    """linux.resources with the default devices and linux.devices allowed after its rules."""
+    resources = dict(linux.get("resources") or {})
+    rules = list(resources.get("devices") or [])
+    if not rules:
+        return resources
+    rules.extend(_ALWAYS_ALLOWED_DEVICES)
+    for device in linux.get("devices") or []:
+        rules.append({"allow": True, "type": device.get("type", "c"),
+                      "major": device.get("major"), "minor": device.get("minor"),
+                      "access": "rwm"})
+    resources["devices"] = rules
+    return resources
 
 
 def write_pid_file(path: str, pid: int) -> None:
@@ -131,8 +156,6 @@ def _drive_init(sync: socket.socket, stage1: int, children: list[int],
                 manager: cgroups.CgroupManager, config: dict[str, Any],
                 record: dict[str, Any], root: str) -> int | None:
     linux = config.get("linux") or {}
-    manager.add_process(stage1)
-    manager.apply_resources(linux.get("resources") or {})
     protocol.send(sync, protocol.GO)
     pty_master: int | None = None
     try:
@@ -145,6 +168,9 @@ def _drive_init(sync: socket.socket, stage1: int, children: list[int],
             elif kind == protocol.INIT_PID:
                 record["pid"] = message["pid"]
                 children.append(message["pid"])
+                manager.add_process(record["pid"])
+                manager.apply_resources(device_rules(linux))
+                protocol.send(sync, protocol.CGROUP_DONE)
                 os.waitpid(stage1, 0)
                 children.remove(stage1)
             elif kind == protocol.HOOKS_REQUEST:
@@ -188,6 +214,8 @@ def _undo(children: list[int], manager: cgroups.CgroupManager | None, directory:
             manager.destroy()
         except OSError:
             pass
+    import shutil  # only removal pays for it
+
     shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -65,13 +65,14 @@ def exec_process(root: str, container_id: str, process: dict[str, Any], *,
     pid = 0
     pty_master = None
     try:
-        container.cgroup.add_process(stage1)
         protocol.send(parent_end, protocol.GO)
         while True:
             message, fds = protocol.receive(parent_end)
             kind = message["kind"]
             if kind == protocol.INIT_PID:
                 pid = message["pid"]
+                container.cgroup.add_process(pid)
+                protocol.send(parent_end, protocol.CGROUP_DONE)
                 os.waitpid(stage1, 0)
                 stage1 = 0
             elif kind == protocol.PTY_MASTER:

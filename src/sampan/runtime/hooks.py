@@ -32,7 +32,7 @@ def run_hooks(hooks: dict[str, Any] | None, kind: str, state: dict[str, Any],
         try:
             completed = subprocess.run(
                 args, executable=path, input=payload, env=env, cwd=cwd,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, check=False,
+                capture_output=True, timeout=timeout, check=False,
             )
         except subprocess.TimeoutExpired:
             raise errdefs.System(

@@ -10,8 +10,6 @@ import encodings.ascii  # noqa: F401 - codecs load lazily, and after pivot_root 
 import os
 import signal
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, NoReturn
 
 from sampan.kernel import mount as m
@@ -57,11 +55,19 @@ class InitPlan:
 _current_step = "init"
 
 
-@contextmanager
-def _step(name: str) -> Iterator[None]:
-    global _current_step
-    _current_step = name
-    yield
+class _step:
+    """Name the setup step in progress, so a failure reports which one (no contextlib: its
+    import is paid on every container start)."""
+
+    def __init__(self, name: str) -> None:
+        global _current_step
+        _current_step = name
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
 
 
 def _die(sync: socket.socket, exc: BaseException) -> NoReturn:
@@ -92,7 +98,9 @@ def run_stage1(plan: InitPlan) -> NoReturn:
         _join_namespaces(plan, user_only=False)
         flags = 0
         for kind, path in plan.namespaces.items():
-            if kind != "user" and not path:
+            # the cgroup namespace is made by init once the runtime has moved it into its
+            # cgroup: the namespace's root is the cgroup its creator is in at that moment
+            if kind not in ("user", "cgroup") and not path:
                 flags |= ns.NAMESPACES[kind][0]
         with _step("unshare namespaces"):
             ns.unshare(flags)
@@ -102,7 +110,7 @@ def run_stage1(plan: InitPlan) -> NoReturn:
             run_init(plan)
         protocol.send(plan.sync, protocol.INIT_PID, pid=pid)
         os._exit(0)
-    except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
+    except BaseException as exc:
         _die(plan.sync, exc)
 
 
@@ -122,7 +130,7 @@ def run_init(plan: InitPlan) -> NoReturn:
     """Pid 1 of the container: build the rootfs, wait for `start`, exec the user process."""
     try:
         _init_steps(plan)
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         _die(plan.sync, exc)
     os._exit(1)  # unreachable: _init_steps execs or raises
 
@@ -134,22 +142,26 @@ def _init_steps(plan: InitPlan) -> None:
         os.setsid()
     # /proc is still the host's here, so /proc/self names our pid as the runtime sees it
     plan.hook_state["pid"] = int(os.readlink("/proc/self"))
-    hooks_pending = plan.needs_parent_hooks
-    if hooks_pending:
-        protocol.send(plan.sync, protocol.HOOKS_REQUEST)
     with _step("prepare rootfs " + plan.rootfs):
         rootfs.prepare_root(plan.rootfs, linux.get("rootfsPropagation"))
     mounts = plan.config.get("mounts") or []
     cgroupns = "cgroup" in plan.namespaces
+    in_cgroup = False
     for spec in mounts:
+        if spec.get("type") in ("cgroup", "cgroup2") and not in_cgroup:
+            _enter_cgroup(plan)
+            in_cgroup = True
         with _step(f"mount {spec.get('type') or 'bind'} {spec.get('source', '')} on "
                    f"{spec['destination']}"):
             rootfs.mount_one(plan.rootfs, spec, cgroupns)
+    if not in_cgroup:
+        _enter_cgroup(plan)
     if not rootfs.dev_is_bind_mounted(mounts):
         with _step("create devices"):
             rootfs.create_devices(plan.rootfs, linux.get("devices") or [], plan.new_user_ns
                                   or "user" in plan.namespaces)
-    if hooks_pending:
+    if plan.needs_parent_hooks:
+        protocol.send(plan.sync, protocol.HOOKS_REQUEST)
         with _step("prestart/createRuntime hooks"):
             protocol.expect(plan.sync, protocol.HOOKS_DONE)
     with _step("createContainer hooks"):
@@ -169,9 +181,8 @@ def _init_steps(plan: InitPlan) -> None:
             if plan.config.get("domainname"):
                 kproc.setdomainname(plan.config["domainname"])
     for key, value in (linux.get("sysctl") or {}).items():
-        with _step(f"write sysctl {key}"):
-            with open("/proc/sys/" + key.replace(".", "/"), "w") as sysctl:
-                sysctl.write(str(value))
+        with _step(f"write sysctl {key}"), open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+            f.write(str(value))
     with _step("mask paths"):
         rootfs.mask_paths(linux.get("maskedPaths") or [])
     with _step("make paths read-only"):
@@ -209,6 +220,17 @@ def _init_steps(plan: InitPlan) -> None:
     if plan.fifo_fd is None:
         protocol.send(plan.sync, protocol.READY)
     _exec_user_process(plan, process, executable, env)
+
+
+def _enter_cgroup(plan: InitPlan) -> None:
+    """Wait until the runtime has moved us into the container's cgroup, then make the
+    cgroup namespace. The runtime does the move while we build the rootfs: the first
+    migration after a quiet spell waits out an RCU grace period (see cgroups.prime)."""
+    with _step("join the container's cgroup"):
+        protocol.expect(plan.sync, protocol.CGROUP_DONE)
+    if "cgroup" in plan.namespaces and not plan.namespaces["cgroup"]:
+        with _step("unshare cgroup namespace"):
+            ns.unshare(ns.CLONE_NEWCGROUP)
 
 
 def _exec_user_process(plan: InitPlan, process: dict[str, Any], executable: str,
@@ -274,7 +296,7 @@ def run_exec_stage1(plan: ExecPlan) -> NoReturn:
             _exec_stage2(plan)
         protocol.send(plan.sync, protocol.INIT_PID, pid=pid)
         os._exit(0)
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         _die(plan.sync, exc)
 
 
@@ -308,11 +330,13 @@ def _exec_stage2(plan: ExecPlan) -> NoReturn:
                                            "no such file or directory")
         with _step("find the executable"):
             executable = userproc.find_executable(process["args"][0], env, cwd)
+        with _step("join the container's cgroup"):
+            protocol.expect(plan.sync, protocol.CGROUP_DONE)
         protocol.send(plan.sync, protocol.READY)
         program, flags = plan.seccomp if plan.seccomp else (None, 0)
         with _step("exec " + process["args"][0]):
             userproc.finalize_and_exec(process, program, flags, executable, env,
                                        plan.preserve_fds)
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         _die(plan.sync, exc)
     os._exit(1)

@@ -8,7 +8,6 @@ An illegal move raises ``errdefs.Conflict`` with the wording callers match on
 
 import os
 import select
-import shutil
 import signal
 import sys
 import time
@@ -109,6 +108,8 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
                   cwd=container.record["bundle"])
     except errdefs.SampanError as exc:
         sys.stderr.write(f"warning: poststop hook failed: {exc}\n")
+    import shutil  # only removal pays for it
+
     shutil.rmtree(os.path.join(root, container_id), ignore_errors=True)
 
 

@@ -7,14 +7,14 @@ the child end.
 ::
 
     parent (host namespaces)          stage 1 (fork)               init (fork of stage 1, pid 1)
-      |--- cgroup add, resources        |                             |
       |--- GO ------------------------->| setns / unshare(user)       |
       |<-- USERMAP_REQUEST -------------|   (only with a user ns)     |
       |--- write uid_map, gid_map       |                             |
-      |--- USERMAP_DONE --------------->| unshare(rest), fork ------->|
+      |--- USERMAP_DONE --------------->| unshare(rest), fork ------>|
       |<-- INIT_PID ---------------------| exit                        | mounts ...
-      |<-- HOOKS_REQUEST ---------------------------------------------| (when prestart/createRuntime)
-      |--- run hooks; HOOKS_DONE ------------------------------------>| pivot_root, console, user...
+      |--- cgroup add, resources; CGROUP_DONE ----------------------->| unshare(cgroup)
+      |<-- HOOKS_REQUEST ---------------------------------------------| (prestart hooks)
+      |--- run hooks; HOOKS_DONE ------------------------------------>| pivot_root, console...
       |<-- READY ------------------------------------------------------| waits on exec.fifo
     Any stage that fails sends ERROR {step, message} before it exits: never a bare EOF.
 """
@@ -28,6 +28,7 @@ GO = "go"
 USERMAP_REQUEST = "usermap-request"
 USERMAP_DONE = "usermap-done"
 INIT_PID = "init-pid"
+CGROUP_DONE = "cgroup-done"
 HOOKS_REQUEST = "hooks-request"
 HOOKS_DONE = "hooks-done"
 READY = "ready"

@@ -33,8 +33,7 @@ DEFAULT_DEV_LINKS: list[tuple[str, str]] = [
 ]
 
 
-class MountStepError(Exception):
-    """A mount failed; names the mount so the caller's error says which one."""
+_NODE_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 
 
 def prepare_root(rootfs: str, propagation: str | None) -> None:
@@ -153,8 +152,8 @@ def _mount_cgroups(rootfs: str, target: str, options: mountopts.MountOptions,
         if cgroupns:
             m.mount("cgroup2", target, "cgroup2", flags)
         else:
-            own = _own_cgroups().get("", "/")
-            m.mount("/sys/fs/cgroup" + own, target, "bind", m.MS_BIND | m.MS_REC)
+            unified = _own_cgroups().get("", "/")
+            m.mount("/sys/fs/cgroup" + unified, target, "bind", m.MS_BIND | m.MS_REC)
             remount_bind(target, flags)
         return
     m.mount("tmpfs", target, "tmpfs", m.MS_NOSUID | m.MS_NODEV | m.MS_NOEXEC, "mode=755")
@@ -205,7 +204,8 @@ def create_devices(rootfs: str, devices: list[dict[str, Any]], in_user_ns: bool)
     for device in devices:
         wanted[device["path"]] = (
             device.get("type", "c"), int(device.get("major", 0)), int(device.get("minor", 0)),
-            int(device.get("fileMode", 0o666)), int(device.get("uid", 0)), int(device.get("gid", 0)),
+            int(device.get("fileMode", 0o666)), int(device.get("uid", 0)),
+            int(device.get("gid", 0)),
         )
     for path, (kind, major, minor, mode, uid, gid) in wanted.items():
         target = secure_join(rootfs, path)
@@ -216,8 +216,12 @@ def create_devices(rootfs: str, devices: list[dict[str, Any]], in_user_ns: bool)
             os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
             m.mount(path, target, "bind", m.MS_BIND)
             continue
-        type_bits = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[kind]
-        os.mknod(target, type_bits | (mode & 0o7777), os.makedev(major, minor))
+        type_bits = _NODE_TYPES[kind]
+        try:
+            os.mknod(target, type_bits | (mode & 0o7777), os.makedev(major, minor))
+        except OSError as exc:
+            raise OSError(exc.errno, f"mknod {path} ({kind} {major}:{minor}): "
+                                     f"{os.strerror(exc.errno)}") from None
         os.chmod(target, mode & 0o7777)  # mknod(2) applies the umask
         os.chown(target, uid, gid)
     for source, link in DEFAULT_DEV_LINKS:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sampan import errdefs
 from sampan.kernel import process as kproc
+from sampan.kernel.capabilities import set_no_new_privs
 from sampan.kernel.seccomp import load_filter
 from sampan.runtime import capabilities
 
@@ -131,15 +132,17 @@ def finalize_and_exec(process: dict[str, Any], seccomp_program: bytes | None,
     """Drop privileges as configured and execve; returns only by raising."""
     caps = capabilities.parse_capabilities(process.get("capabilities"))
     no_new_privs = bool(process.get("noNewPrivileges"))
+    if seccomp_program is not None and not no_new_privs:
+        # without no_new_privs, installing a filter needs CAP_SYS_ADMIN in the effective set,
+        # which setuid(2) to a non-root user clears: load it first, as runc does (the
+        # profile must then allow the set*id/capset/prctl calls below, Docker's does)
+        load_filter(seccomp_program, seccomp_flags)
     capabilities.drop_bounding(caps)
     switch_user(process.get("user") or {})
     os.chdir(process.get("cwd") or "/")
-    if seccomp_program is not None and not no_new_privs:
-        # without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it while we have it
-        load_filter(seccomp_program, seccomp_flags)
     capabilities.apply_capabilities(caps)
     if no_new_privs:
-        kproc.set_no_new_privs()
+        set_no_new_privs()
     kproc.mark_fds_cloexec(3 + preserve_fds)
     reset_signals()
     if seccomp_program is not None and no_new_privs:

@@ -105,7 +105,7 @@ class LayerStore:
         durable: bool = True,
     ) -> None:
         """Open (or create) the store. ``driver``: "overlay", "vfs" or "auto" (the driver the
-        store was made with, else overlay when an overlay mount works under ``root``, else
+        store was last opened with, else overlay when an overlay mount works under ``root``, else
         vfs). ``allow_device_nodes``: accept char/block devices in layer tars (refused by
         default: an image has no business shipping them). ``durable``: syncfs each new layer
         before recording it."""
@@ -150,7 +150,7 @@ class LayerStore:
             "SELECT EXISTS(SELECT 1 FROM layers) OR EXISTS(SELECT 1 FROM rw)"
         ).fetchone()[0]
         if wanted == "auto":
-            if recorded and has_layers:
+            if recorded:
                 return recorded
             probe = os.path.join(self.root, "overlay")
             os.makedirs(os.path.join(probe, "staging"), mode=0o700, exist_ok=True)

@@ -16,8 +16,7 @@ matches is allowed (the state a new cgroup starts in). Container configs therefo
 
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sampan import errdefs
 
@@ -27,8 +26,7 @@ _ACCESS = {"m": 1, "r": 2, "w": 4}
 _ALL_ACCESS = 7
 
 
-@dataclass(frozen=True)
-class DeviceRule:
+class DeviceRule(NamedTuple):
     allow: bool
     type: str  # "a" (all), "b" or "c"
     major: int | None  # None: any
@@ -40,7 +38,9 @@ def _wildcard(value: Any, name: str) -> int | None:
     if value is None or value == -1:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise errdefs.InvalidParameter(f"linux.resources.devices {name} must be >= -1, not {value!r}")
+        raise errdefs.InvalidParameter(
+            f"linux.resources.devices {name} must be >= -1, not {value!r}"
+        )
     return value
 
 
@@ -53,7 +53,9 @@ def parse_rules(raw: Sequence[Mapping[str, Any]]) -> list[DeviceRule]:
             raise errdefs.InvalidParameter("linux.resources.devices entries need a boolean allow")
         kind = entry.get("type") or "a"
         if kind not in ("a", "b", "c"):
-            raise errdefs.InvalidParameter(f"linux.resources.devices type {kind!r} is not a, b or c")
+            raise errdefs.InvalidParameter(
+                f"linux.resources.devices type {kind!r} is not a, b or c"
+            )
         access = entry.get("access") or "rwm"
         if not isinstance(access, str) or not access or set(access) - set("rwm"):
             raise errdefs.InvalidParameter(

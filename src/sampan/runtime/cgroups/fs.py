@@ -15,8 +15,7 @@ mounts that are still visible count.
 import errno
 import os
 import posixpath
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 # The v1 controllers the kernel knows (Documentation/admin-guide/cgroup-v1/). Anything else in a
 # v1 mount's super options is an option (rw, clone_children, release_agent=...), not a controller.
@@ -28,8 +27,7 @@ V1_CONTROLLERS = frozenset(
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class CgroupMount:
+class CgroupMount(NamedTuple):
     """One visible cgroup hierarchy mount."""
 
     mountpoint: str
@@ -38,8 +36,7 @@ class CgroupMount:
     controllers: tuple[str, ...]  # v1: controllers and "name=..." of the hierarchy; v2: ()
 
 
-@dataclass(frozen=True)
-class _MountLine:
+class _MountLine(NamedTuple):
     mount_id: int
     parent_id: int
     root: str
@@ -92,7 +89,9 @@ def _covers(outer: str, inner: str) -> bool:
     return outer == inner or outer == "/" or inner.startswith(outer + "/")
 
 
-def _is_visible(line: _MountLine, everything: list[_MountLine], by_id: dict[int, _MountLine]) -> bool:
+def _is_visible(
+    line: _MountLine, everything: list[_MountLine], by_id: dict[int, _MountLine]
+) -> bool:
     # A mount is visible when every mount covering its path is one of its own ancestors in
     # the mount tree. A covering mount outside that chain was stacked over the path later.
     chain = {line.mount_id}

@@ -7,14 +7,12 @@ cgroup and ``runc update`` (where 0 means "unchanged") the same code path.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sampan import errdefs
 
 
-@dataclass(frozen=True)
-class Write:
+class Write(NamedTuple):
     """Write ``value`` to the first of ``files`` that exists in the ``controller``'s cgroup.
 
     ``files`` lists alternatives (``blkio.weight`` on CFQ kernels, ``blkio.bfq.weight`` on

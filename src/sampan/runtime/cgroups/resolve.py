@@ -38,9 +38,7 @@ def directory(mount: CgroupMount, cgroup: str) -> str:
     return posixpath.join(mount.mountpoint, cgroup.lstrip("/")).rstrip("/") or "/"
 
 
-def cgroup_in(
-    mount: CgroupMount, path: str, relative: bool, own: dict[str, str] | None
-) -> str:
+def cgroup_in(mount: CgroupMount, path: str, relative: bool, own: dict[str, str] | None) -> str:
     """The cgroup (path inside ``mount``'s hierarchy) the container uses."""
     if not relative:
         return path

@@ -144,7 +144,9 @@ def plan_hugetlb(resources: Mapping[str, Any]) -> list[Write]:
     for entry in entries(resources, "hugepageLimits", "linux.resources"):
         value = entry.get("limit")
         if isinstance(value, bool) or not isinstance(value, int):
-            raise errdefs.InvalidParameter("linux.resources.hugepageLimits limit must be an integer")
+            raise errdefs.InvalidParameter(
+                "linux.resources.hugepageLimits limit must be an integer"
+            )
         name = f"hugetlb.{page_size(entry)}.limit_in_bytes"
         steps.append(Write("hugetlb", (name,), str(value)))
     return steps
@@ -153,7 +155,9 @@ def plan_hugetlb(resources: Mapping[str, Any]) -> list[Write]:
 def plan_devices(resources: Mapping[str, Any]) -> list[Write]:
     raw = entries(resources, "devices", "linux.resources")
     return [
-        Write("devices", ("devices.allow" if rule.allow else "devices.deny",), devices.v1_line(rule))
+        Write(
+            "devices", ("devices.allow" if rule.allow else "devices.deny",), devices.v1_line(rule)
+        )
         for rule in devices.parse_rules(raw)
     ]
 
@@ -342,7 +346,9 @@ class V1Manager:
 
         if not files.wait_until(frozen, timeout=10.0):
             files.write(self._fs, path, "THAWED")
-            raise errdefs.Unavailable(f"cannot freeze cgroup {self._dir('freezer')}: still freezing")
+            raise errdefs.Unavailable(
+                f"cannot freeze cgroup {self._dir('freezer')}: still freezing"
+            )
 
     def thaw(self) -> None:
         path = posixpath.join(self._dir("freezer"), "freezer.state")
@@ -442,7 +448,8 @@ class V1Manager:
         sizes = sorted(
             name.split(".")[1]
             for name in self._fs.listdir(directory)
-            if name.startswith("hugetlb.") and name.endswith(".limit_in_bytes")
+            if name.startswith("hugetlb.")
+            and name.endswith(".limit_in_bytes")
             and name.count(".") == 2
         )
         return {
@@ -460,4 +467,3 @@ class V1Manager:
 
     def to_state(self) -> dict[str, Any]:
         return {"version": self.version, "paths": dict(self._paths)}
-

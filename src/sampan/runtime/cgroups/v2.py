@@ -159,7 +159,9 @@ def plan_io(blkio: Mapping[str, Any], has_bfq: Callable[[], bool]) -> list[Write
                 raise errdefs.InvalidParameter(f"{_B}.{key} rate must be >= 0, not {rate!r}")
             # As in v1, rate 0 removes the limit; io.max spells that "max".
             value = str(rate) if rate else "max"
-            steps.append(Write("io", ("io.max",), f"{device(entry, f'{_B}.{key}')} {field}={value}"))
+            steps.append(
+                Write("io", ("io.max",), f"{device(entry, f'{_B}.{key}')} {field}={value}")
+            )
     return steps
 
 
@@ -168,7 +170,9 @@ def plan_hugetlb(resources: Mapping[str, Any]) -> list[Write]:
     for entry in entries(resources, "hugepageLimits", "linux.resources"):
         value = entry.get("limit")
         if isinstance(value, bool) or not isinstance(value, int):
-            raise errdefs.InvalidParameter("linux.resources.hugepageLimits limit must be an integer")
+            raise errdefs.InvalidParameter(
+                "linux.resources.hugepageLimits limit must be an integer"
+            )
         steps.append(Write("hugetlb", (f"hugetlb.{page_size(entry)}.max",), limit(value)))
     return steps
 
@@ -271,7 +275,12 @@ def io_stats(io_stat: str | None) -> dict[str, Any]:
             for op, key in (("Read", read_key), ("Write", write_key)):
                 if key in fields:
                     target.append(
-                        {"major": int(major), "minor": int(minor), "op": op, "value": int(fields[key])}
+                        {
+                            "major": int(major),
+                            "minor": int(minor),
+                            "op": op,
+                            "value": int(fields[key]),
+                        }
                     )
     return {"ioServiceBytesRecursive": service_bytes, "ioServicedRecursive": serviced}
 
@@ -313,7 +322,9 @@ class V2Manager:
         fails with a clear error.
         """
         for ancestor in self._ancestors():
-            available = set(files.read(self._fs, posixpath.join(ancestor, "cgroup.controllers")).split())
+            available = set(
+                files.read(self._fs, posixpath.join(ancestor, "cgroup.controllers")).split()
+            )
             control = posixpath.join(ancestor, "cgroup.subtree_control")
             enabled = set(files.read(self._fs, control).split())
             missing = (available if wanted is None else wanted & available) - enabled
@@ -409,7 +420,9 @@ class V2Manager:
         except FileNotFoundError as exc:
             if not self._fs.exists(self.path):
                 raise errdefs.NotFound(f"cgroup {self.path} does not exist") from exc
-            raise errdefs.Unavailable(f"cgroup v2 freezer (cgroup.freeze) missing in {self.path}") from exc
+            raise errdefs.Unavailable(
+                f"cgroup v2 freezer (cgroup.freeze) missing in {self.path}"
+            ) from exc
         except OSError as exc:
             raise files.os_error(exc, f"cannot write {value!r} to", path) from exc
 

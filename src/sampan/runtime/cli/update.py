@@ -92,8 +92,11 @@ def run(ctx: Context, values: dict[str, Any], positionals: list[str]) -> int:
     if values.get("resources"):
         source = values["resources"]
         try:
-            raw = sys.stdin.read() if source == "-" else open(source).read()
-            resources = json.loads(raw)
+            if source == "-":
+                resources = json.load(sys.stdin)
+            else:
+                with open(source) as src:
+                    resources = json.load(src)
         except (OSError, ValueError) as exc:
             raise errdefs.InvalidParameter(f"cannot read resources from {source}: {exc}") \
                 from None

@@ -15,7 +15,6 @@ cannot see them, so the C library must fall back to clone) unless the container 
 CAP_SYS_ADMIN, and it opens the syscalls a capability governs to containers holding it.
 """
 
-import copy
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -52,16 +51,12 @@ _NATIVE_ARCH = {
     "mips64": "SCMP_ARCH_MIPS64",
 }
 
-_loaded: dict[str, Any] | None = None
-
-
 def load_docker_default() -> dict[str, Any]:
-    """Docker's default profile in Docker's format (a fresh copy each call)."""
-    global _loaded
-    if _loaded is None:
-        with open(_DEFAULT_PATH, encoding="utf-8") as file:
-            _loaded = json.load(file)
-    return copy.deepcopy(_loaded)
+    """Docker's default profile in Docker's format (a fresh copy each call: parsing the
+    file again is faster than copy.deepcopy)."""
+    with open(_DEFAULT_PATH, encoding="utf-8") as file:
+        profile: dict[str, Any] = json.load(file)
+    return profile
 
 
 def resolve_docker_profile(
@@ -83,7 +78,7 @@ def resolve_docker_profile(
     caps = set(capabilities)
 
     resolved: dict[str, Any] = {
-        key: copy.deepcopy(value)
+        key: _copy_json(value)
         for key, value in profile.items()
         if key not in ("archMap", "syscalls", "comment")
     }
@@ -103,7 +98,7 @@ def resolve_docker_profile(
             continue
         syscalls.append(
             {
-                key: copy.deepcopy(value)
+                key: _copy_json(value)
                 for key, value in entry.items()
                 if key not in ("includes", "excludes", "comment")
             }
@@ -128,6 +123,15 @@ def _applies(
     if excludes.get("arches") and arch in excludes["arches"]:
         return False
     return not (excludes.get("caps") and set(excludes["caps"]) & caps)
+
+
+def _copy_json(value: Any) -> Any:
+    """A copy of a JSON tree (dicts, lists, scalars), several times faster than deepcopy."""
+    if isinstance(value, dict):
+        return {key: _copy_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(item) for item in value]
+    return value
 
 
 def _kernel_version(release: str, where: str = "kernel release") -> tuple[int, ...]:

@@ -10,9 +10,11 @@ The library returns negative errno values (it does not set ``errno``).
 import ctypes
 import errno
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sampan import errdefs
+from sampan.kernel.seccomp import BPF_MAXINSNS, SOCK_FILTER_SIZE
+from sampan.runtime.seccomp.enosys_stub import build_stub, wants_stub
 from sampan.runtime.seccomp.profile import FilterPlan, SyscallRule
 
 _LIBRARY = "libseccomp.so.2"
@@ -37,8 +39,7 @@ class _ArgCmp(ctypes.Structure):
     ]
 
 
-@dataclass(frozen=True)
-class CompileResult:
+class CompileResult(NamedTuple):
     program: bytes
     unknown_syscalls: tuple[str, ...]  # names this libseccomp does not know; skipped
 
@@ -62,6 +63,9 @@ def _load() -> ctypes.CDLL:
         lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
         lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
         lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+        lib.seccomp_syscall_resolve_name_arch.argtypes = [ctypes.c_uint32, ctypes.c_char_p]
+        lib.seccomp_arch_native.argtypes = []
+        lib.seccomp_arch_native.restype = ctypes.c_uint32
         lib.seccomp_rule_add_array.argtypes = [
             ctypes.c_void_p,
             ctypes.c_uint32,
@@ -84,8 +88,10 @@ def compile_plan(plan: FilterPlan) -> CompileResult:
         # Loading happens in the container's init, which sets no_new_privs itself when the
         # config asks for it; libseccomp must not decide that (its default is to set it).
         _check(lib.seccomp_attr_set(ctx, _SCMP_FLTATR_CTL_NNP, 0), "seccomp_attr_set(CTL_NNP)")
+        tokens = [lib.seccomp_arch_native()]
         for arch in plan.architectures:
             token = lib.seccomp_arch_resolve_name(arch.encode())
+            tokens.append(token)
             if token == 0:
                 raise errdefs.InvalidParameter(f"libseccomp does not know architecture {arch!r}")
             # The native architecture is already in a new filter: EEXIST is fine.
@@ -100,16 +106,35 @@ def compile_plan(plan: FilterPlan) -> CompileResult:
                 unknown[rule.name] = None  # a syscall of another kernel or arch: runc skips it
                 continue
             _add_rule(lib, ctx, number, rule)
-        return CompileResult(_export(lib, ctx), tuple(unknown))
+        program = _export(lib, ctx)
+        if wants_stub(plan.default_action):
+            program = build_stub(_last_syscalls(lib, tokens, plan.named_syscalls)) + program
+        if len(program) > BPF_MAXINSNS * SOCK_FILTER_SIZE:
+            raise errdefs.InvalidParameter(
+                f"seccomp: the profile compiles to {len(program) // SOCK_FILTER_SIZE} "
+                f"instructions, more than the kernel's {BPF_MAXINSNS}"
+            )
+        return CompileResult(program, tuple(unknown))
     finally:
         lib.seccomp_release(ctx)
+
+
+def _last_syscalls(lib: ctypes.CDLL, tokens: list[int], names: tuple[str, ...]) -> dict[int, int]:
+    """Per architecture token, the highest syscall number among ``names`` there."""
+    last: dict[int, int] = {}
+    for token in dict.fromkeys(tokens):
+        numbers = [lib.seccomp_syscall_resolve_name_arch(token, name.encode()) for name in names]
+        known = [number for number in numbers if number >= 0]
+        if known:
+            last[token] = max(known)
+    return last
 
 
 def _add_rule(lib: ctypes.CDLL, ctx: int, number: int, rule: SyscallRule) -> None:
     count = len(rule.conditions)
     array = (_ArgCmp * max(count, 1))()
     for i, condition in enumerate(rule.conditions):
-        array[i] = _ArgCmp(condition.index, condition.op, condition.value, condition.value_two)
+        array[i] = _ArgCmp(condition.arg, condition.op, condition.value, condition.value_two)
     result = lib.seccomp_rule_add_array(ctx, rule.action, number, count, array)
     # EEXIST: the same rule again, as profiles that list a syscall twice have it.
     _check(result, f"seccomp_rule_add({rule.name})", errno.EEXIST)

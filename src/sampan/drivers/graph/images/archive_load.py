@@ -233,7 +233,7 @@ def _image_from_descriptor(
         chosen = _choose_platform(document.get("manifests") or [])
         if chosen is None:
             raise errdefs.NotFound(
-                "no matching manifest for %s/%s in the image index" % host_platform()
+                "no matching manifest for {}/{} in the image index".format(*host_platform())
             )
         return _image_from_descriptor(files, chosen, depth + 1)
     if media_type is not None and media_type not in oci.MANIFEST_MEDIA_TYPES:

@@ -26,7 +26,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from sampan import errdefs
 from sampan.types import image as oci
@@ -105,14 +105,14 @@ def _sized(stream: BinaryIO, spool_dir: str) -> tuple[BinaryIO, int]:
             return stream, info.st_size - stream.tell()
     except (OSError, io.UnsupportedOperation, AttributeError):
         pass
-    spool = tempfile.TemporaryFile(dir=spool_dir)
+    spool = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - returned to the caller
     size = 0
     while chunk := stream.read(_CHUNK):
         spool.write(chunk)
         size += len(chunk)
     stream.close()
     spool.seek(0)
-    return spool, size  # type: ignore[return-value]
+    return cast(BinaryIO, spool), size
 
 
 def write_archive(

@@ -15,7 +15,7 @@ import hashlib
 import io
 import lzma
 import zlib
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from sampan import errdefs
 
@@ -180,7 +180,9 @@ class _ErrorMapping(io.RawIOBase):
         except errdefs.SampanError as exc:
             raise errdefs.InvalidParameter(f"{self._what}: {exc}") from exc
         except (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as exc:
-            raise errdefs.InvalidParameter(f"{self._what}: corrupt or truncated data: {exc}") from exc
+            raise errdefs.InvalidParameter(
+                f"{self._what}: corrupt or truncated data: {exc}"
+            ) from exc
         except Exception as exc:  # zstandard.ZstdError has no common base we can name statically
             if type(exc).__name__ == "ZstdError":
                 raise errdefs.InvalidParameter(
@@ -210,15 +212,15 @@ def decompressed(stream: BinaryIO, what: str) -> tuple[BinaryIO, Compression]:
     source = _Peekable(stream, head)
     inner: Any
     if kind is Compression.NONE:
-        return io.BufferedReader(source, 1 << 20), kind  # type: ignore[return-value]
+        return cast(BinaryIO, io.BufferedReader(source, 1 << 20)), kind
     if kind in (Compression.GZIP, Compression.ZSTD):
         inner = _FramedReader(source, kind)  # type: ignore[arg-type]
     elif kind is Compression.BZIP2:
         inner = bz2.BZ2File(source)
     else:
-        inner = lzma.LZMAFile(source)
+        inner = lzma.LZMAFile(cast(BinaryIO, source))  # noqa: SIM115 - returned, closed by caller
     mapped = _ErrorMapping(inner, what)
-    return io.BufferedReader(mapped, 1 << 20), kind  # type: ignore[return-value]
+    return cast(BinaryIO, io.BufferedReader(mapped, 1 << 20)), kind
 
 
 def _read_head(stream: BinaryIO, size: int) -> bytes:

@@ -49,13 +49,17 @@ class ImageFilters:
             return False
         if self.until_ns is not None and created_ns >= self.until_ns:
             return False
-        labels = labels or {}
-        if not all(_label_matches(spec, labels) for spec in self.labels):
-            return False
-        if any(_label_matches(spec, labels) for spec in self.not_labels):
+        if not self.matches_labels(labels):
             return False
         return not self.references or any(
             match_pattern(pattern, ref) for pattern in self.references for ref in refs
+        )
+
+
+    def matches_labels(self, labels: Mapping[str, str] | None) -> bool:
+        labels = labels or {}
+        return all(_label_matches(spec, labels) for spec in self.labels) and not any(
+            _label_matches(spec, labels) for spec in self.not_labels
         )
 
 

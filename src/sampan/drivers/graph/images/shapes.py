@@ -43,7 +43,9 @@ class ImageFacts:
         return labels if isinstance(labels, dict) else None
 
 
-def inspect_shape(facts: ImageFacts, driver_name: str, driver_data: dict[str, str] | None) -> dict[str, Any]:
+def inspect_shape(
+    facts: ImageFacts, driver_name: str, driver_data: dict[str, str] | None
+) -> dict[str, Any]:
     """Docker's ``ImageInspect``."""
     config = facts.config
     shape: dict[str, Any] = {

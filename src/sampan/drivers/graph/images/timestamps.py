@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -22,7 +22,7 @@ _RFC3339 = re.compile(
 def format_ns(unix_ns: int) -> str:
     """Go's RFC3339Nano for a UTC instant given in nanoseconds since the epoch."""
     seconds, nanos = divmod(unix_ns, 1_000_000_000)
-    base = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     if nanos:
         base += "." + f"{nanos:09d}".rstrip("0")
     return base + "Z"
@@ -42,14 +42,14 @@ def parse_ns(text: str | None) -> int | None:
     year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
     fraction = (match.group(7) or "").ljust(9, "0")
     try:
-        moment = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:
         return None
     offset = 0
     if match.group(9):
         sign = 1 if match.group(9) == "+" else -1
         offset = sign * (int(match.group(10)) * 3600 + int(match.group(11)) * 60)
-    whole = int((moment - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds()) - offset
+    whole = int((moment - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) - offset
     return whole * 1_000_000_000 + int(fraction or "0")
 
 
