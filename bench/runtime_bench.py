@@ -293,11 +293,26 @@ def print_table(runtimes: list[Runtime], results: dict[str, Samples]) -> None:
             )
 
 
-def print_import_time(launcher: Path, top: int) -> None:
-    """Top imports of sampan-runc's launcher by cumulative time (``-X importtime``)."""
-    # The interpreter the launcher's `#!/usr/bin/env -S python3 -I -S` line finds.
-    python = shutil.which("python3", path=SERVICE_ENV["PATH"]) or sys.executable
-    argv = [python, "-X", "importtime", "-I", "-S", str(launcher), "--version"]
+def launcher_python(launcher: Path) -> str:
+    """The interpreter named by the launcher's ``#!`` line (``env`` resolved on SERVICE_ENV)."""
+    fallback = shutil.which("python3", path=SERVICE_ENV["PATH"]) or sys.executable
+    try:
+        first = launcher.read_text(errors="replace").splitlines()[0]
+    except (OSError, IndexError):
+        return fallback
+    words = first.removeprefix("#!").split()
+    if not first.startswith("#!") or not words:
+        return fallback
+    if os.path.basename(words[0]) != "env":
+        return words[0]
+    names = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+    found = shutil.which(names[0], path=SERVICE_ENV["PATH"]) if names else None
+    return found or fallback
+
+
+def print_import_time(python: str, launcher: Path, args: list[str], top: int) -> None:
+    """Top imports of one sampan-runc call by cumulative time (``-X importtime``)."""
+    argv = [python, "-X", "importtime", "-I", "-S", str(launcher), *args]
     result = subprocess.run(argv, capture_output=True, text=True, env=SERVICE_ENV, check=False)
     rows: list[tuple[int, int, str]] = []
     for line in result.stderr.splitlines():
@@ -311,10 +326,31 @@ def print_import_time(launcher: Path, top: int) -> None:
         print("no import timings: " + result.stderr.strip()[-300:])
         return
     total = sum(c for c, _s, name in rows if not name.startswith(" "))
-    print(f"top-level imports total {total / 1e3:.1f} ms; top {top} by cumulative time:")
+    print(
+        f"{len(rows)} modules, top-level imports total {total / 1e3:.1f} ms; "
+        f"top {top} by cumulative time:"
+    )
     print(f"{'cumulative ms':>14}{'self ms':>10}  module")
     for cumulative, self_time, name in sorted(rows, reverse=True)[:top]:
         print(f"{cumulative / 1e3:>14.2f}{self_time / 1e3:>10.2f}  {name}")
+
+
+def print_sampan_startup(launcher: Path, base: Path, bundle: Path, top: int) -> None:
+    """Import cost of sampan-runc for ``--version`` and for the ``run`` path."""
+    python = launcher_python(launcher)
+    cost = bare_interpreter_cost(python, 10)
+    print(f"\nbare `{python} -I -S -c pass`: {cost * 1e3:.1f} ms (median)")
+    print_import_time(python, launcher, ["--version"], top)
+    root = base / "root-importtime"
+    container = f"{base.name.replace('.', '-')}-importtime"
+    run = ["--root", str(root), "run", "-b", str(bundle), container]
+    print_import_time(python, launcher, run, top)
+    subprocess.run(
+        [str(launcher), "--root", str(root), "delete", "-f", container],
+        capture_output=True,
+        env=SERVICE_ENV,
+        check=False,
+    )
 
 
 def bare_interpreter_cost(python: str, runs: int) -> float:
@@ -329,8 +365,9 @@ def bare_interpreter_cost(python: str, runs: int) -> float:
 def cleanup(base: Path, runtimes: list[Runtime]) -> list[str]:
     """Delete every container left in our roots, unmount, remove cgroups and the temp dir."""
     problems: list[str] = []
-    for runtime in runtimes:
-        root = base / f"root-{runtime.name}"
+    roots = [(runtime, base / f"root-{runtime.name}") for runtime in runtimes]
+    roots += [(rt, base / "root-importtime") for rt in runtimes if rt.name == "sampan-runc"]
+    for runtime, root in roots:
         if not root.is_dir():
             continue
         listed = subprocess.run(
@@ -407,11 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for runtime in runtimes:
             results[runtime.name] = run_worker(runtime, base, bundle, sleeper, args.runs)
         print_table(runtimes, results)
-        python = shutil.which("python3", path=SERVICE_ENV["PATH"]) or sys.executable
-        cost = bare_interpreter_cost(python, max(5, args.runs // 2))
-        print(f"\nbare `{python} -I -S -c pass`: {cost * 1e3:.1f} ms (median)")
         if any(r.name == "sampan-runc" for r in runtimes):
-            print_import_time(Path(args.sampan), args.imports)
+            print_sampan_startup(Path(args.sampan), base, bundle, args.imports)
     finally:
         for problem in cleanup(base, runtimes):
             print(f"cleanup: {problem}")

@@ -36,3 +36,7 @@ class NotImplementedFeature(SampanError):
 
 class System(SampanError):
     """An operating-system call failed; the message names the call and the path."""
+
+
+class NotModified(SampanError):
+    """The object is already in the requested state (start of a running container: 304)."""

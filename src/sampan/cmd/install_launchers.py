@@ -10,7 +10,11 @@ import sys
 
 import sampan
 
-COMMANDS = {"sampan-runc": "sampan.runtime.cli.main"}
+COMMANDS = {"sampan-runc": "sampan.runtime.cli.main",
+            "sampan-supervisor": "sampan.supervisor.server.main",
+            "sampand": "sampan.cmd.sampand"}
+# Long-running commands that import from site-packages (h11): launched with site imports.
+SITE_COMMANDS = frozenset({"sampand"})
 
 TEMPLATE = """#!{python} -IS
 # written by sampan.cmd.install_launchers: -I -S skips site imports (start-up time)
@@ -31,7 +35,10 @@ def main() -> None:
         target = os.path.join(args.bindir, name)
         temp = target + ".tmp"
         with open(temp, "w") as out:
-            out.write(TEMPLATE.format(python=python, path=package_parent, module=module))
+            text = TEMPLATE.format(python=python, path=package_parent, module=module)
+            if name in SITE_COMMANDS:
+                text = text.replace(" -IS\n", " -I\n", 1)
+            out.write(text)
         os.chmod(temp, 0o755)
         os.rename(temp, target)
         print(f"installed {target}")

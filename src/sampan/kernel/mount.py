@@ -1,6 +1,8 @@
 """mount(2), umount2(2), pivot_root(2) and the mount flag constants."""
 
-from sampan.kernel.libc import LIBC, check, cstr
+import ctypes
+
+from sampan.kernel.libc import LIBC, check, cstr, retry
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -36,13 +38,18 @@ _SYS_PIVOT_ROOT = 155  # x86_64
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
           data: str | None = None) -> None:
-    """mount(2); raises OSError naming the call and the target."""
-    check(LIBC.mount(cstr(source), cstr(target), cstr(fstype), flags, cstr(data)), "mount", target)
+    """mount(2); raises OSError naming the call and the target; retried on EINTR.
+
+    ``flags`` is an ``unsigned long`` in the C prototype: passed as one explicitly, so the
+    upper half of the register is defined (ctypes would pass a bare int as a 32-bit ``int``).
+    """
+    args = (cstr(source), cstr(target), cstr(fstype), ctypes.c_ulong(flags), cstr(data))
+    retry(lambda: check(LIBC.mount(*args), "mount", target))
 
 
 def umount(target: str, flags: int = 0) -> None:
-    """umount2(2)."""
-    check(LIBC.umount2(cstr(target), flags), "umount", target)
+    """umount2(2); retried on EINTR."""
+    retry(lambda: check(LIBC.umount2(cstr(target), flags), "umount", target))
 
 
 def pivot_root(new_root: str, put_old: str) -> None:

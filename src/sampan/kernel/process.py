@@ -10,6 +10,8 @@ PR_SET_CHILD_SUBREAPER = 36
 
 CLOSE_RANGE_CLOEXEC = 1 << 2
 _SYS_CLOSE_RANGE = 436  # x86_64
+_SYS_KEYCTL = 250  # x86_64
+_KEYCTL_JOIN_SESSION_KEYRING = 1
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
@@ -47,3 +49,9 @@ def mark_fds_cloexec(first: int) -> None:
     """Set close-on-exec on every fd >= ``first`` so the container inherits none of ours."""
     check(LIBC.syscall(_SYS_CLOSE_RANGE, first, ctypes.c_uint(0xFFFFFFFF), CLOSE_RANGE_CLOEXEC),
           "close_range")
+
+
+def join_new_session_keyring(name: str) -> None:
+    """keyctl(KEYCTL_JOIN_SESSION_KEYRING): give the container its own session keyring, so
+    keys the host's session holds are not reachable from inside (runc does the same)."""
+    check(LIBC.syscall(_SYS_KEYCTL, _KEYCTL_JOIN_SESSION_KEYRING, name.encode()), "keyctl")

@@ -32,7 +32,8 @@ class Container:
         if not state.init_alive(self.record):
             return state.STOPPED
         current = state.status_of(self.root, self.record, frozen=False)
-        if current == state.RUNNING and self.cgroup.is_frozen():
+        # a frozen cgroup is "paused" whether or not start has run yet (runc's order)
+        if current in (state.RUNNING, state.CREATED) and self.cgroup.is_frozen():
             return state.PAUSED
         return current
 

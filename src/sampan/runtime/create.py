@@ -18,8 +18,10 @@ from sampan.runtime.init import InitPlan, run_stage1
 class CreateOptions:
     def __init__(self, bundle: str, pid_file: str | None = None,
                  console_socket: str | None = None, no_pivot: bool = False,
-                 preserve_fds: int = 0, foreground_tty: bool = False) -> None:
+                 preserve_fds: int = 0, foreground_tty: bool = False,
+                 no_new_keyring: bool = False) -> None:
         self.bundle = os.path.abspath(bundle)
+        self.no_new_keyring = no_new_keyring
         self.pid_file = pid_file
         self.console_socket = console_socket
         self.no_pivot = no_pivot
@@ -115,6 +117,9 @@ def create(root: str, container_id: str, options: CreateOptions) -> Created:
         manager.create()
         fifo = os.path.join(directory, state.EXEC_FIFO)
         os.mkfifo(fifo, 0o622)
+        # past the umask: the init reopens the fifo through /proc/self/fd, a permission check
+        # it fails as a user namespace's root (an unmapped uid to the host's root-owned file)
+        os.chmod(fifo, 0o622)
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         console_sock = None
         if options.console_socket:
@@ -130,7 +135,8 @@ def create(root: str, container_id: str, options: CreateOptions) -> Created:
         parent_end, child_end = protocol.channel()
         plan = InitPlan(config, rootfs, child_end, fifo_fd, console_sock, options.no_pivot,
                         options.preserve_fds, seccomp,
-                        state.oci_state(record, state.CREATING), options.foreground_tty)
+                        state.oci_state(record, state.CREATING), options.foreground_tty,
+                        options.no_new_keyring)
         stage1 = os.fork()
         if stage1 == 0:
             parent_end.close()
@@ -168,9 +174,13 @@ def _drive_init(sync: socket.socket, stage1: int, children: list[int],
             elif kind == protocol.INIT_PID:
                 record["pid"] = message["pid"]
                 children.append(message["pid"])
-                manager.add_process(record["pid"])
-                manager.apply_resources(device_rules(linux))
-                protocol.send(sync, protocol.CGROUP_DONE)
+                try:
+                    manager.add_process(record["pid"])
+                    manager.apply_resources(device_rules(linux))
+                    protocol.send(sync, protocol.CGROUP_DONE)
+                except OSError:
+                    _raise_queued_error(sync, "unable to start container process")
+                    raise
                 os.waitpid(stage1, 0)
                 children.remove(stage1)
             elif kind == protocol.HOOKS_REQUEST:
@@ -195,6 +205,13 @@ def _drive_init(sync: socket.socket, stage1: int, children: list[int],
                 raise protocol.ProtocolError(f"unexpected message {kind} from init")
     except protocol.ProtocolError as exc:
         raise errdefs.System(f"unable to start container process: {exc}") from None
+
+
+def _raise_queued_error(sync: socket.socket, prefix: str) -> None:
+    """If the child already reported its failure (and so is gone), raise that instead."""
+    queued = protocol.queued_error(sync)
+    if queued is not None:
+        raise errdefs.System(f"{prefix}: {queued.get('step')}: {queued.get('message')}")
 
 
 def _undo(children: list[int], manager: cgroups.CgroupManager | None, directory: str) -> None:

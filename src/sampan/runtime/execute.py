@@ -71,8 +71,17 @@ def exec_process(root: str, container_id: str, process: dict[str, Any], *,
             kind = message["kind"]
             if kind == protocol.INIT_PID:
                 pid = message["pid"]
-                container.cgroup.add_process(pid)
-                protocol.send(parent_end, protocol.CGROUP_DONE)
+                try:
+                    container.cgroup.add_process(pid)
+                    protocol.send(parent_end, protocol.CGROUP_DONE)
+                except OSError:
+                    # the process may have failed its checks and exited meanwhile
+                    queued = protocol.queued_error(parent_end)
+                    if queued is not None:
+                        raise errdefs.System(
+                            f"exec failed: {queued.get('step')}: {queued.get('message')}"
+                        ) from None
+                    raise
                 os.waitpid(stage1, 0)
                 stage1 = 0
             elif kind == protocol.PTY_MASTER:

@@ -13,6 +13,13 @@ HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", 
               "poststop")
 
 
+def load_runner(hooks: dict[str, Any] | None, kind: str) -> None:
+    """Import what running hooks of ``kind`` needs now: startContainer hooks run after
+    pivot_root, where the host's Python library can no longer be imported from."""
+    if (hooks or {}).get(kind):
+        import subprocess  # noqa: F401
+
+
 def run_hooks(hooks: dict[str, Any] | None, kind: str, state: dict[str, Any],
               cwd: str | None = None) -> None:
     """Run every hook of ``kind`` in order; the first failure raises errdefs.System."""

@@ -7,6 +7,7 @@ message}`` over the sync socket before the child exits.
 """
 
 import encodings.ascii  # noqa: F401 - codecs load lazily, and after pivot_root they cannot
+import errno
 import os
 import signal
 import socket
@@ -16,7 +17,7 @@ from sampan.kernel import mount as m
 from sampan.kernel import namespaces as ns
 from sampan.kernel import process as kproc
 from sampan.runtime import console, protocol, rootfs, userproc
-from sampan.runtime.hooks import run_hooks
+from sampan.runtime.hooks import load_runner, run_hooks
 
 
 class InitPlan:
@@ -25,7 +26,8 @@ class InitPlan:
     def __init__(self, config: dict[str, Any], rootfs_path: str, sync: socket.socket,
                  fifo_fd: int | None, console_sock: socket.socket | None, no_pivot: bool,
                  preserve_fds: int, seccomp: tuple[bytes, int] | None,
-                 hook_state: dict[str, Any], foreground_tty: bool) -> None:
+                 hook_state: dict[str, Any], foreground_tty: bool,
+                 no_new_keyring: bool = False) -> None:
         self.config = config
         self.process: dict[str, Any] = config["process"]
         self.linux: dict[str, Any] = config.get("linux") or {}
@@ -38,6 +40,7 @@ class InitPlan:
         self.seccomp = seccomp
         self.hook_state = hook_state
         self.foreground_tty = foreground_tty
+        self.no_new_keyring = no_new_keyring
         self.namespaces: dict[str, str | None] = {
             n["type"]: n.get("path") for n in self.linux.get("namespaces") or []
         }
@@ -142,6 +145,14 @@ def _init_steps(plan: InitPlan) -> None:
         os.setsid()
     # /proc is still the host's here, so /proc/self names our pid as the runtime sees it
     plan.hook_state["pid"] = int(os.readlink("/proc/self"))
+    if not plan.no_new_keyring:
+        with _step("join a new session keyring"):
+            try:
+                kproc.join_new_session_keyring("_ses." + plan.hook_state["id"])
+            except OSError as exc:
+                # ENOSYS/EACCES where keyrings are off or filtered; the container runs on
+                if exc.errno not in (errno.ENOSYS, errno.EACCES, errno.EPERM):
+                    raise
     with _step("prepare rootfs " + plan.rootfs):
         rootfs.prepare_root(plan.rootfs, linux.get("rootfsPropagation"))
     mounts = plan.config.get("mounts") or []
@@ -166,6 +177,7 @@ def _init_steps(plan: InitPlan) -> None:
             protocol.expect(plan.sync, protocol.HOOKS_DONE)
     with _step("createContainer hooks"):
         run_hooks(plan.config.get("hooks"), "createContainer", plan.hook_state)
+    load_runner(plan.config.get("hooks"), "startContainer")
     with _step("pivot_root " + plan.rootfs):
         if plan.no_pivot:
             rootfs.move_root(plan.rootfs)
@@ -321,6 +333,9 @@ def _exec_stage2(plan: ExecPlan) -> NoReturn:
                 console.become_tty_session_leader(slave)
         with _step("set rlimits"):
             userproc.apply_rlimits(process.get("rlimits") or [])
+        if "oomScoreAdj" in process:
+            with _step("write oom_score_adj"):
+                userproc.write_oom_score_adj(int(process["oomScoreAdj"]))
         user = process.get("user") or {}
         env = userproc.build_env(process.get("env") or [], int(user.get("uid", 0)))
         cwd = process.get("cwd") or "/"

@@ -23,6 +23,8 @@ def start(root: str, container_id: str) -> Container:
     status = container.status()
     if status == state.STOPPED:
         raise errdefs.Conflict("cannot start a container that has stopped")
+    if status == state.PAUSED:
+        raise errdefs.Conflict("cannot start a paused container: resume it first")
     if status != state.CREATED:
         raise errdefs.Conflict("cannot start an already running container")
     fifo = os.path.join(root, container_id, state.EXEC_FIFO)
@@ -63,7 +65,8 @@ def kill(root: str, container_id: str, signum: int, all_processes: bool = False)
 def pause(root: str, container_id: str) -> None:
     container = Container(root, container_id)
     status = container.status()
-    if status != state.RUNNING:
+    # as runc: a created container can be paused too (its init is frozen before the exec)
+    if status not in (state.RUNNING, state.CREATED):
         raise errdefs.Conflict(f"cannot pause a {status} container")
     container.cgroup.freeze()
 
@@ -98,6 +101,11 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
             f"cannot delete container {container_id} that is not stopped: {status}")
     if status != state.STOPPED:
         _kill_everything(container, status)
+    elif not container.has_private_pid_ns():
+        # Without a pid namespace of its own, the init's death does not kill its children
+        # (pid_namespaces(7)): they are still in the cgroup and would keep it busy (runc's
+        # destroy SIGKILLs them the same way).
+        container.cgroup.kill_all(signal.SIGKILL)
     try:
         container.cgroup.destroy()
     except OSError as exc:

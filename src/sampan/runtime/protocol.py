@@ -58,7 +58,12 @@ def send(sock: socket.socket, kind: str, fds: list[int] | None = None, **fields:
 def receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
     """Next message and any fds it carried; ProtocolError on EOF."""
     fd_space = socket.CMSG_SPACE(4 * 4)
-    data, ancillary, _flags, _addr = sock.recvmsg(_MAX_MESSAGE, fd_space)
+    try:
+        data, ancillary, _flags, _addr = sock.recvmsg(_MAX_MESSAGE, fd_space)
+    except ConnectionResetError:
+        # the peer exited with our last message unread: the kernel reports ECONNRESET once,
+        # ahead of what the peer sent before it exited (its ERROR): read on
+        data, ancillary, _flags, _addr = sock.recvmsg(_MAX_MESSAGE, fd_space)
     if not data:
         raise ProtocolError("the container's init exited without reporting an error")
     fds: list[int] = []
@@ -80,6 +85,25 @@ def expect(sock: socket.socket, kind: str) -> tuple[dict[str, Any], list[int]]:
     if message["kind"] != kind:
         raise ProtocolError(f"expected {kind} from the container's init, got {message['kind']}")
     return message, fds
+
+
+def queued_error(sock: socket.socket) -> dict[str, Any] | None:
+    """The ERROR message a child sent before it exited, if one waits unread; never blocks.
+
+    A child that fails early (exec: a missing executable) may be gone before the parent's
+    next step (cgroup move, reply): that step then fails with ESRCH or EPIPE, and the real
+    cause is the message still queued on the socket.
+    """
+    sock.setblocking(False)
+    try:
+        while True:
+            message, _fds = receive(sock)
+            if message.get("kind") == ERROR:
+                return message
+    except (OSError, ProtocolError, ValueError):
+        return None
+    finally:
+        sock.setblocking(True)
 
 
 class InitError(Exception):

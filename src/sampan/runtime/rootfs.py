@@ -221,7 +221,7 @@ def create_devices(rootfs: str, devices: list[dict[str, Any]], in_user_ns: bool)
             os.mknod(target, type_bits | (mode & 0o7777), os.makedev(major, minor))
         except OSError as exc:
             raise OSError(exc.errno, f"mknod {path} ({kind} {major}:{minor}): "
-                                     f"{os.strerror(exc.errno)}") from None
+                                     f"{exc.strerror}") from None
         os.chmod(target, mode & 0o7777)  # mknod(2) applies the umask
         os.chown(target, uid, gid)
     for source, link in DEFAULT_DEV_LINKS:

@@ -6,18 +6,18 @@ opaque dirs as an xattr; vfs: a full copy of the tree with deletions applied). I
 the mounts that make a container's root; it never mounts a container root itself. It may mount
 temporarily inside one call (export) and unmounts before returning.
 
-The few syscalls Python's ``os`` lacks (mount, umount2, syncfs) are in :class:`KernelCalls`,
-injected so tests can record them.
+The few syscalls Python's ``os`` lacks (mount, umount2, syncfs) go through :class:`KernelCalls`,
+a thin object over ``sampan.kernel`` injected into the drivers and the layer store so tests
+can record them.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-from sampan.kernel.libc import LIBC, check, cstr, retry
+from sampan.kernel import fs as kfs
+from sampan.kernel import mount as kmount
 
 CHANGE_MODIFY = 0
 CHANGE_ADD = 1
@@ -46,37 +46,21 @@ class Change:
 
 
 class KernelCalls:
-    """mount(2), umount2(2) and syncfs(2) through libc, errno preserved."""
+    """mount(2), umount2(2) and syncfs(2), delegated to ``sampan.kernel`` (errno preserved,
+    EINTR retried). Tests pass a recording double with the same three methods."""
 
-    MNT_DETACH = 2
-    MS_RDONLY = 1
+    MNT_DETACH = kmount.MNT_DETACH
+    MS_RDONLY = kmount.MS_RDONLY
 
     def mount(self, source: str, target: str, fstype: str, flags: int, data: str) -> None:
-        LIBC.mount.argtypes = [
-            ctypes.c_char_p,
-            ctypes.c_char_p,
-            ctypes.c_char_p,
-            ctypes.c_ulong,
-            ctypes.c_char_p,
-        ]
-        retry(
-            lambda: check(
-                LIBC.mount(cstr(source), cstr(target), cstr(fstype), flags, cstr(data)),
-                "mount",
-                target,
-            )
-        )
+        kmount.mount(source, target, fstype, flags, data)
 
     def umount(self, target: str, flags: int = 0) -> None:
-        retry(lambda: check(LIBC.umount2(cstr(target), flags), "umount2", target))
+        kmount.umount(target, flags)
 
     def syncfs(self, path: str) -> None:
         """Flush the filesystem holding ``path`` (cheaper than sync(2) or an fsync per file)."""
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            retry(lambda: check(LIBC.syncfs(fd), "syncfs", path))
-        finally:
-            os.close(fd)
+        kfs.syncfs(path)
 
 
 class GraphDriver(Protocol):

@@ -25,10 +25,12 @@ from __future__ import annotations
 import builtins
 import contextlib
 import hashlib
+import io
 import os
 import secrets
 import shutil
 import sqlite3
+import stat
 import tempfile
 import threading
 import time
@@ -40,8 +42,8 @@ from sampan import errdefs
 from sampan.drivers.graph.content import ContentStore, check_digest
 from sampan.drivers.graph.driver import Change, GraphDriver, KernelCalls, Mount
 from sampan.drivers.graph.overlay import OverlayDriver, overlay_supported
-from sampan.drivers.graph.tarstream import TeeReader
-from sampan.drivers.graph.unpack import unpack_layer
+from sampan.drivers.graph.tarstream import BackgroundCopy, Sink, TeeReader
+from sampan.drivers.graph.unpack import UnpackStats, unpack_layer, unpack_layer_file
 from sampan.drivers.graph.vfs import VfsDriver
 
 __all__ = ["Change", "Layer", "LayerStore", "Mount", "chain_id_of"]
@@ -77,6 +79,14 @@ class Layer:
     parent: str | None
     size: int
     cache_id: str
+
+
+def _is_regular_file(stream: BinaryIO) -> bool:
+    """Is ``stream`` a regular file we can seek in and pread (not a pipe, socket or buffer)?"""
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode) and stream.seekable()
+    except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+        return False
 
 
 def chain_id_of(parent: str | None, diff_id: str) -> str:
@@ -211,6 +221,8 @@ class LayerStore:
     ) -> Layer:
         """Unpack the uncompressed layer tar ``tar`` on top of ``parent`` (a chain id).
 
+        A ``tar`` that is a regular file is read twice, by two threads (unpacked, and copied
+        into the diff store): it must not change meanwhile; any other stream is read once.
         Returns the layer with one reference for the caller. ``InvalidParameter`` for a
         malformed or hostile tar, or a diff id other than ``expected_diff_id``; ``NotFound``
         for an unknown parent. A failure leaves nothing behind."""
@@ -223,15 +235,11 @@ class LayerStore:
         target = driver.prepare_layer(cache_id, lowers)
         try:
             with self._diffs.writer() as blob:
-                reader = TeeReader(tar, blob)
                 try:
-                    stats = unpack_layer(
-                        cast("BinaryIO", reader),
-                        target,
-                        driver.whiteouts,
-                        allow_device_nodes=self._allow_devices,
-                    )
-                    reader.drain()
+                    if _is_regular_file(tar):
+                        stats, size = self._unpack_file(tar, target, blob)
+                    else:
+                        stats, size = self._unpack_stream(tar, target, blob)
                 except OSError as exc:
                     raise errdefs.System(f"cannot unpack layer: {exc}") from exc
                 diff_id = blob.digest
@@ -254,7 +262,7 @@ class LayerStore:
                         with self._transaction() as db:
                             db.execute(
                                 "INSERT INTO layers VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
-                                (chain_id, diff_id, parent, reader.size, stats.content_size,
+                                (chain_id, diff_id, parent, size, stats.content_size,
                                  cache_id, time.time()),
                             )
                             if parent is not None:
@@ -265,10 +273,37 @@ class LayerStore:
                     except BaseException:
                         driver.remove_layer(cache_id)
                         raise
-                    return Layer(chain_id, diff_id, parent, reader.size, cache_id)
+                    return Layer(chain_id, diff_id, parent, size, cache_id)
         except BaseException:
             driver.abort_layer(cache_id)
             raise
+
+    def _unpack_stream(self, tar: BinaryIO, target: str, blob: Sink) -> tuple[UnpackStats, int]:
+        reader = TeeReader(tar, blob)
+        stats = unpack_layer(
+            cast("BinaryIO", reader),
+            target,
+            self._driver.whiteouts,
+            allow_device_nodes=self._allow_devices,
+        )
+        reader.drain()
+        return stats, reader.size
+
+    def _unpack_file(self, tar: BinaryIO, target: str, blob: Sink) -> tuple[UnpackStats, int]:
+        """A tar in a regular file: one thread copies it into the diff blob (hashing it: the
+        diff id) while this one unpacks it, file contents copied by the kernel."""
+        copy = BackgroundCopy(tar.fileno(), tar.tell(), blob)
+        copy.start()
+        try:
+            stats = unpack_layer_file(
+                tar, target, self._driver.whiteouts, allow_device_nodes=self._allow_devices
+            )
+        except BaseException:
+            copy.cancel()
+            raise
+        size = copy.finish()
+        tar.seek(0, os.SEEK_END)  # consumed, as a stream would be
+        return stats, size
 
     def retain(self, chain_id: str) -> Layer:
         """Add one reference to an existing layer (``NotFound`` if absent)."""

@@ -1,7 +1,9 @@
 """Tar streams in and out of the layer store.
 
 In: :class:`TeeReader` hands a layer tar to the unpacker while every byte also goes to a sink
-(the blob writer that hashes it: that hash is the layer's diff id).
+(the blob writer that hashes it: that hash is the layer's diff id). For a tar in a regular file,
+:class:`BackgroundCopy` feeds the sink from a second thread with pread(2) while the unpacker
+reads the same file (hashing and the unpacker's syscalls release the GIL: two cores work).
 
 Out: :class:`TreeTarWriter` writes files of a tree we own (layer dirs, read-write layers,
 read-only overlay mounts) into a PAX tar the way ``docker save``/``docker export`` do: numeric
@@ -16,6 +18,7 @@ import errno
 import os
 import stat
 import tarfile
+import threading
 from typing import BinaryIO, Protocol
 
 OVERLAY_XATTR_PREFIX = "trusted.overlay."
@@ -49,6 +52,48 @@ class TeeReader:
         every byte of the stream)."""
         while self.read(_CHUNK):
             pass
+
+
+class BackgroundCopy:
+    """Copy the file ``fd`` from ``offset`` to its end into ``sink``, in a thread.
+
+    ``start`` it, then ``finish`` (wait; re-raises what the thread raised) or ``cancel`` (stop
+    soon and wait). pread(2) leaves the file offset alone, so another reader may share ``fd``.
+    """
+
+    def __init__(self, fd: int, offset: int, sink: Sink) -> None:
+        self._fd = fd
+        self._offset = offset
+        self._sink = sink
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="layer-tar-copy", daemon=True)
+        self.size = 0
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                chunk = os.pread(self._fd, _CHUNK, self._offset + self.size)
+                if not chunk:
+                    return
+                self._sink.write(chunk)
+                self.size += len(chunk)
+        except BaseException as exc:  # handed to the caller by finish()
+            self._error = exc
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def finish(self) -> int:
+        """Wait for the copy to reach the end of the file; returns the bytes copied."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.size
+
+    def cancel(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def read_xattrs(path: str | int, follow_symlinks: bool = False) -> dict[str, bytes]:

@@ -17,6 +17,12 @@ mtimes (directories last, once their children are written). PAX long names, size
 long names are decoded by :mod:`tarfile` read in streaming mode (``r|``), so the stream is read
 once, front to back.
 
+Input: :func:`unpack_layer` reads a stream once, front to back (``tarfile`` mode ``r|``).
+:func:`unpack_layer_file` takes a tar in a regular file (a spooled archive member, a spooled
+container diff): it reads the headers the same way but has the kernel copy each file's bytes
+straight from the tar into the new file (copy_file_range(2): no trip through user space), which
+is most of the bytes of a layer. Both run every entry through the same checks.
+
 Whiteouts (OCI image-spec "Whiteouts"): ``.wh.<name>`` deletes ``<name>`` from lower layers,
 ``.wh..wh..opq`` hides all lower children of its directory. In ``overlay`` mode they become
 overlayfs whiteouts (char device 0/0) and the ``trusted.overlay.opaque=y`` xattr; in ``delete``
@@ -93,10 +99,73 @@ def remove_at(dir_fd: int, name: str) -> None:
     os.rmdir(name, dir_fd=dir_fd)
 
 
+def _unexpected_end(member: tarfile.TarInfo) -> errdefs.InvalidParameter:
+    return errdefs.InvalidParameter(
+        f"invalid layer tar: unexpected end of data in {member.name!r}"
+    )
+
+
+def copy_from_stream(tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int) -> None:
+    """Write ``member``'s data, read through ``tar``, to ``fd``."""
+    data = tar.extractfile(member)
+    if data is None or not member.size:
+        return
+    remaining = member.size
+    while remaining:
+        chunk = data.read(min(_CHUNK, remaining))
+        if not chunk:
+            raise _unexpected_end(member)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view) :]
+        remaining -= len(chunk)
+
+
+def copy_from_file(source: int, tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int) -> None:
+    """Have the kernel copy ``member``'s data from the tar file ``source`` (an fd; the data is
+    at ``member.offset_data``) to ``fd``.
+
+    Falls back to reading through ``tar`` for sparse members (their data is not one run of
+    bytes) and where copy_file_range(2) cannot copy between these two files (EXDEV across
+    filesystems on older kernels, EINVAL/ENOSYS/EOPNOTSUPP on filesystems without support)."""
+    if not member.size:
+        return
+    if member.issparse():
+        copy_from_stream(tar, member, fd)
+        return
+    offset = member.offset_data
+    remaining = member.size
+    while remaining:
+        try:
+            copied = os.copy_file_range(source, fd, min(remaining, 1 << 30), offset_src=offset)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            copied = _pread_copy(source, fd, offset, remaining)
+        if copied == 0:
+            raise _unexpected_end(member)
+        offset += copied
+        remaining -= copied
+
+
+def _pread_copy(source: int, fd: int, offset: int, count: int) -> int:
+    chunk = os.pread(source, min(_CHUNK, count), offset)
+    view = memoryview(chunk)
+    while view:
+        view = view[os.write(fd, view) :]
+    return len(chunk)
+
+
+DataCopier = Callable[[tarfile.TarFile, tarfile.TarInfo, int], None]
+
+
 class _Unpacker:
-    def __init__(self, target: str, whiteouts: str, allow_device_nodes: bool) -> None:
+    def __init__(
+        self, target: str, whiteouts: str, allow_device_nodes: bool, copy_data: DataCopier
+    ) -> None:
         if whiteouts not in (WHITEOUT_OVERLAY, WHITEOUT_DELETE):
             raise errdefs.InvalidParameter(f"unknown whiteout mode {whiteouts!r}")
+        self.copy_data = copy_data
         self.whiteouts = whiteouts
         self.allow_device_nodes = allow_device_nodes
         self.root_fd = os.open(target, _DIR_FLAGS)
@@ -246,19 +315,7 @@ class _Unpacker:
             remove_at(pfd, base)
             fd = os.open(base, flags, 0o600, dir_fd=pfd)
         try:
-            data = tar.extractfile(member)
-            if data is not None and member.size:
-                remaining = member.size
-                while remaining:
-                    chunk = data.read(min(_CHUNK, remaining))
-                    if not chunk:
-                        raise errdefs.InvalidParameter(
-                            f"invalid layer tar: unexpected end of data in {member.name!r}"
-                        )
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                    remaining -= len(chunk)
+            self.copy_data(tar, member, fd)
             self.content_size += member.size
             self._set_metadata(fd, None, member)
         finally:
@@ -399,10 +456,38 @@ def unpack_layer(
     ``InvalidParameter`` for a malformed or hostile tar; the caller removes ``target`` then
     (the layer store unpacks into a staging directory, so a failure leaves nothing).
     """
-    unpacker = _Unpacker(target, whiteouts, allow_device_nodes)
+    return _run(stream, "r|", target, whiteouts, allow_device_nodes, copy_from_stream)
+
+
+def unpack_layer_file(
+    tar_file: BinaryIO,
+    target: str,
+    whiteouts: str,
+    *,
+    allow_device_nodes: bool = False,
+) -> UnpackStats:
+    """:func:`unpack_layer` for a tar in a regular file, from its current offset: the same
+    checks, file contents copied by the kernel. The file must not change meanwhile."""
+    source = tar_file.fileno()
+
+    def copy_data(tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int) -> None:
+        copy_from_file(source, tar, member, fd)
+
+    return _run(tar_file, "r:", target, whiteouts, allow_device_nodes, copy_data)
+
+
+def _run(
+    source: BinaryIO,
+    mode: str,
+    target: str,
+    whiteouts: str,
+    allow_device_nodes: bool,
+    copy_data: DataCopier,
+) -> UnpackStats:
+    unpacker = _Unpacker(target, whiteouts, allow_device_nodes, copy_data)
     try:
         try:
-            with tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 18) as tar:
+            with tarfile.open(fileobj=source, mode=mode, bufsize=1 << 18) as tar:  # type: ignore[call-overload]
                 for member in tar:
                     unpacker.apply(tar, member)
         except tarfile.TarError as exc:

@@ -24,6 +24,7 @@ def options_from(values: dict[str, Any], foreground_tty: bool = False) -> Create
         no_pivot=bool(values.get("no-pivot")),
         preserve_fds=int_flag(values, "preserve-fds"),
         foreground_tty=foreground_tty,
+        no_new_keyring=bool(values.get("no-new-keyring")),
     )
 
 

@@ -72,6 +72,11 @@ class ArchiveFiles:
             raise
         return cls(directory, links, owned=True)
 
+    @property
+    def spooled(self) -> bool:
+        """True when the files are our own spooled copies (not a user's directory)."""
+        return self._owned
+
     def close(self) -> None:
         if self._owned:
             shutil.rmtree(self._directory, ignore_errors=True)

@@ -26,6 +26,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import threading
 import time
 import uuid
@@ -40,7 +41,7 @@ from .archive_load import LayerSource, PlannedImage, host_platform, parse_config
 from .archive_save import ChunkStream, SaveItem, write_archive
 from .archive_source import ArchiveFiles
 from .backends import Blobs, LayerInfo, Layers
-from .compression import DigestingReader, decompressed
+from .compression import Compression, DigestingReader, decompressed, detect
 from .config_changes import apply_changes
 from .filters import LIST_KEYS, PRUNE_KEYS, parse_filters
 from .metadata import ImageRow, MetadataDB
@@ -88,6 +89,10 @@ class _LayerFeed:
     diff_id: str | None  # None when unknown (import, commit): taken from the layer store
     blob_digest: str | None = None
     label: str = "layer"
+    # The bytes are in a file only we write (a spooled archive member, a container's diff
+    # spooled by the layer store): nobody can change it while the layer store reads it twice
+    # (once to unpack, once to keep a copy), so an uncompressed one is handed over as the file.
+    private_file: bool = False
 
 
 @dataclass
@@ -362,26 +367,26 @@ class ImageStore:
                     return self._layers.retain(expected)
         raw = feed.open()
         try:
-            digesting = DigestingReader(raw)
-            tar, _ = decompressed(digesting, feed.label)  # type: ignore[arg-type]
-            try:
-                layer = self._layers.register(tar, parent, feed.diff_id)
-            except errdefs.SampanError:
-                raise
-            except (EOFError, ValueError, OSError) as exc:
-                raise errdefs.InvalidParameter(f"{feed.label}: {exc}") from exc
-            try:
-                digesting.drain()
-            except OSError as exc:  # pragma: no cover - the source file vanished
-                self._layers.release(layer.chain_id)
-                raise errdefs.InvalidParameter(f"{feed.label}: {exc}") from exc
+            if feed.private_file and _is_plain_file(raw):
+                # An uncompressed blob's digest is the digest of the tar: its diff id.
+                layer = self._register(raw, parent, feed)
+                blob_digest = layer.diff_id
+            else:
+                digesting = DigestingReader(raw)
+                tar, _ = decompressed(digesting, feed.label)  # type: ignore[arg-type]
+                layer = self._register(tar, parent, feed)
+                try:
+                    digesting.drain()
+                except OSError as exc:  # pragma: no cover - the source file vanished
+                    self._layers.release(layer.chain_id)
+                    raise errdefs.InvalidParameter(f"{feed.label}: {exc}") from exc
+                blob_digest = digesting.digest
         finally:
             raw.close()
         problem = None
-        if feed.blob_digest is not None and digesting.digest != feed.blob_digest:
+        if feed.blob_digest is not None and blob_digest != feed.blob_digest:
             problem = (
-                f"{feed.label}: digest mismatch: expected {feed.blob_digest},"
-                f" got {digesting.digest}"
+                f"{feed.label}: digest mismatch: expected {feed.blob_digest}, got {blob_digest}"
             )
         elif feed.diff_id is not None and layer.diff_id != feed.diff_id:
             problem = (
@@ -391,6 +396,14 @@ class ImageStore:
             self._layers.release(layer.chain_id)
             raise errdefs.InvalidParameter(problem)
         return layer
+
+    def _register(self, tar: BinaryIO, parent: str | None, feed: _LayerFeed) -> LayerInfo:
+        try:
+            return self._layers.register(tar, parent, feed.diff_id)
+        except errdefs.SampanError:
+            raise
+        except (EOFError, ValueError, OSError) as exc:
+            raise errdefs.InvalidParameter(f"{feed.label}: {exc}") from exc
 
     def _acquire_chain(
         self,
@@ -543,6 +556,7 @@ class ImageStore:
                 diff_id=source.diff_id,
                 blob_digest=source.blob_digest,
                 label=f"layer {source.diff_id}",
+                private_file=files.spooled,
             )
             for source in image.layers
         ]
@@ -637,7 +651,7 @@ class ImageStore:
         operation = uuid.uuid4().hex
         feed = _LayerFeed(
             open=lambda: self._layers.diff_rw(container_id), diff_id=None,
-            label=f"container {container_id[:12]} changes",
+            label=f"container {container_id[:12]} changes", private_file=True,
         )
         try:
             layer = self._acquire_chain(operation, [feed], parent_chain, None)[0]
@@ -939,6 +953,19 @@ class ImageStore:
                 sizes.get(item["Deleted"], 0) for item in deleted if "Deleted" in item
             )
             return {"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}
+
+
+def _is_plain_file(stream: BinaryIO) -> bool:
+    """Is ``stream`` a regular file (at its start) holding an uncompressed tar?"""
+    try:
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode) or not stream.seekable():
+            return False
+        position = stream.tell()
+        head = stream.read(6)
+        stream.seek(position)
+    except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+        return False
+    return detect(head) is Compression.NONE
 
 
 def _single_repository(refs: Sequence[Any]) -> bool:
