@@ -1,30 +1,34 @@
 #!/usr/bin/env python3
 """Image store vs real dockerd: load, save, import, commit; prints a table (not a test).
 
-Both engines run in one go on the same disk (dockerd first, then sampan):
+Both engines run in one go on the same disk, round by round (a round: dockerd, then sampan;
+round 0 is an untimed warm-up):
 
-* **dockerd**: a private containerd + dockerd started with the e2e harness
+* **dockerd**: private containerd + dockerd started with the e2e harness
   (``tests/e2e/dockerd_harness.EngineStack``: own socket, data-root under ``/tmp/sx.XXXXXX``,
-  overlay2, nothing preloaded). Timed through its Engine API on the unix socket (no docker
-  CLI start-up in the numbers): ``POST /images/load``, ``GET /images/get``,
-  ``POST /images/create?fromSrc=-``, ``POST /commit``.
+  overlay2, nothing preloaded), two fresh ones per round (one for debian, one for the rest).
+  Timed through its Engine API on the unix socket (no docker CLI start-up in the numbers):
+  ``POST /images/load``, ``GET /images/get``, ``POST /images/create?fromSrc=-``,
+  ``POST /commit``.
 * **sampan**: ``ImageStore`` in this process over ``LayerStore(driver="overlay")`` and a
   ``ContentStore`` under ``/var/tmp/sampan-bench-XXXXXX``.
 
-Operations (median of ``--runs``, after one untimed warm-up of each):
+Nothing is removed before the last timing (see ``main``: on this host's ext4, creating files
+just after many were deleted is slow, and that must not bill one engine for the other's
+clean-up). Operations (median of ``--runs`` rounds):
 
 ==================  =========================================================================
-load X (absent)     X not in the store: dockerd after ``DELETE /images`` of everything, sampan
-                    into a fresh empty store
+load X (absent)     X into a fresh, empty dockerd / store
 load X (present)    the same archive again, every layer already there
 save nginx          the archive of ``nginx:bookworm`` read to the end (and dropped)
-import busybox      ``busybox-rootfs.tar`` as a one-layer image (the image removed between runs)
+import busybox      ``busybox-rootfs.tar`` as a one-layer image (its layer absent)
 commit busybox      a busybox container that deleted a file and a directory, changed a file
                     and added one, committed (the container is made outside the timing)
 ==================  =========================================================================
 
 Then the unpack throughput of the 77 MB bookworm base layer: ``LayerStore.register`` of the
-uncompressed layer tar into a fresh store, and ``load debian (absent)`` of both engines as
+uncompressed layer tar into a fresh store, given as a file (what ``load`` and ``commit`` hand
+over: kernel copies) and as a plain stream; and ``load debian (absent)`` of both engines as
 MB (uncompressed layer bytes) per second.
 
 Usage: ``python3 bench/graph_bench.py [--runs 3] [--no-durable] [--only sampan]`` as root.
@@ -46,8 +50,8 @@ import tarfile
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -194,17 +198,6 @@ class Sampan:
         self.layers.close()
 
 
-@contextmanager
-def fresh_sampan(base: str, durable: bool) -> Iterator[Sampan]:
-    root = tempfile.mkdtemp(dir=base)
-    store = Sampan(root, durable)
-    try:
-        yield store
-    finally:
-        store.close()
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def _mount_overlay(mount: Any, target: str) -> None:
     from sampan.kernel.mount import mount as kmount
 
@@ -259,84 +252,80 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def bench_dockerd(api: DockerApi, results: Results, runs: int, scratch: str) -> None:
-    for index in range(runs + 1):
-        keep = index > 0  # the first round is a warm-up
-        for name, archive in (("debian", DEBIAN), ("nginx", NGINX)):
-            api.remove_all_images()
-            seconds = timed(lambda a=archive: api.load(a))  # type: ignore[misc]
-            if keep:
-                results.add(f"load {name} (absent)", "dockerd", seconds)
-            seconds = timed(lambda a=archive: api.load(a))  # type: ignore[misc]
-            if keep:
-                results.add(f"load {name} (present)", "dockerd", seconds)
-        seconds = timed(lambda: api.save("nginx:bookworm"))
+def bench_dockerd_round(
+    stacks: ExitStack, results: Results, keep: bool, round_index: int
+) -> None:
+    """One round on two fresh dockerds (debian; nginx and the rest): absent means absent."""
+
+    def fresh() -> DockerApi:
+        stack = EngineStack(load_images=())
+        stacks.callback(stack.close)
+        stack.start()
+        time.sleep(1)  # let start-up work (containerd plugins, dockerd's own setup) settle
+        return DockerApi(str(stack.dockerd.socket))
+
+    def record(operation: str, seconds: float) -> None:
         if keep:
-            results.add("save nginx", "dockerd", seconds)
-        seconds = timed(lambda: api.import_rootfs(BUSYBOX_ROOTFS, "bench-imported"))
+            results.add(operation, "dockerd", seconds)
+
+    api = fresh()
+    record("load debian (absent)", timed(lambda: api.load(DEBIAN)))
+    record("load debian (present)", timed(lambda: api.load(DEBIAN)))
+    api = fresh()
+    record("load nginx (absent)", timed(lambda: api.load(NGINX)))
+    record("load nginx (present)", timed(lambda: api.load(NGINX)))
+    record("save nginx", timed(lambda: api.save("nginx:bookworm")))
+    record("import busybox", timed(lambda: api.import_rootfs(BUSYBOX_ROOTFS, "bench-imported")))
+    api.load(BUSYBOX)
+    container = f"bench-commit-{round_index}"
+    api.run_to_exit(container, "busybox:latest", ["sh", "-c", CONTAINER_SCRIPT])
+    record("commit busybox", timed(lambda: api.commit(container, "bench-committed")))
+
+
+def bench_sampan_round(
+    stores: ExitStack, results: Results, keep: bool, base: str, durable: bool, round_index: int
+) -> None:
+    """The same round on two fresh stores of ours, in this process."""
+
+    def fresh() -> Sampan:
+        store = Sampan(tempfile.mkdtemp(dir=base), durable)
+        stores.callback(shutil.rmtree, store.root, True)
+        stores.callback(store.close)
+        return store
+
+    def record(operation: str, seconds: float) -> None:
         if keep:
-            results.add("import busybox", "dockerd", seconds)
-        api.remove_image("bench-imported")
-        api.load(BUSYBOX)
-        container = f"bench-commit-{index}"
-        api.run_to_exit(container, "busybox:latest", ["sh", "-c", CONTAINER_SCRIPT])
-        seconds = timed(lambda c=container: api.commit(c, "bench-committed"))  # type: ignore[misc]
-        if keep:
-            results.add("commit busybox", "dockerd", seconds)
-        api.remove_container(container)
-        api.remove_image("bench-committed")
+            results.add(operation, "sampan", seconds)
 
+    store = fresh()
+    record("load debian (absent)", timed(lambda: store.images.load(str(DEBIAN))))
+    record("load debian (present)", timed(lambda: store.images.load(str(DEBIAN))))
+    store = fresh()
+    record("load nginx (absent)", timed(lambda: store.images.load(str(NGINX))))
+    record("load nginx (present)", timed(lambda: store.images.load(str(NGINX))))
 
-def bench_sampan(results: Results, runs: int, base: str, durable: bool) -> None:
-    for index in range(runs + 1):
-        keep = index > 0
-        for name, archive in (("debian", DEBIAN), ("nginx", NGINX)):
-            with fresh_sampan(base, durable) as store:
-                seconds = timed(lambda s=store, a=archive: s.images.load(str(a)))  # type: ignore[misc]
-                if keep:
-                    results.add(f"load {name} (absent)", "sampan", seconds)
-                seconds = timed(lambda s=store, a=archive: s.images.load(str(a)))  # type: ignore[misc]
-                if keep:
-                    results.add(f"load {name} (present)", "sampan", seconds)
-                if name != "nginx":
-                    continue
+    def save() -> None:
+        with store.images.save(["nginx:bookworm"]) as stream:
+            while stream.read(_CHUNK):
+                pass
 
-                def save(s: Sampan = store) -> None:
-                    with s.images.save(["nginx:bookworm"]) as stream:
-                        while stream.read(_CHUNK):
-                            pass
-
-                seconds = timed(save)
-                if keep:
-                    results.add("save nginx", "sampan", seconds)
-                image_id = None
-
-                def do_import(s: Sampan = store) -> None:
-                    nonlocal image_id
-                    image_id = s.images.import_rootfs(str(BUSYBOX_ROOTFS), "bench-imported")
-
-                seconds = timed(do_import)
-                if keep:
-                    results.add("import busybox", "sampan", seconds)
-                store.images.remove("bench-imported")
-                store.images.load(str(BUSYBOX))
-                container = f"bench-commit-{index}"
-                top = store.images.top_chain_id(store.images.resolve("busybox:latest"))
-                mounts = store.layers.create_rw(container, top)
-                target = os.path.join(store.root, "rootfs")
-                _mount_overlay(mounts[0], target)
-                try:
-                    sampan_container_changes(target)
-                finally:
-                    _umount(target)
-                seconds = timed(
-                    lambda s=store, c=container: s.images.commit(  # type: ignore[misc]
-                        c, "busybox:latest", None, ref="bench-committed"
-                    )
-                )
-                if keep:
-                    results.add("commit busybox", "sampan", seconds)
-                store.layers.remove_rw(container)
+    record("save nginx", timed(save))
+    record("import busybox", timed(
+        lambda: store.images.import_rootfs(str(BUSYBOX_ROOTFS), "bench-imported")
+    ))
+    store.images.load(str(BUSYBOX))
+    container = f"bench-commit-{round_index}"
+    top = store.images.top_chain_id(store.images.resolve("busybox:latest"))
+    mounts = store.layers.create_rw(container, top)
+    target = os.path.join(store.root, "rootfs")
+    _mount_overlay(mounts[0], target)
+    try:
+        sampan_container_changes(target)
+    finally:
+        _umount(target)
+    record("commit busybox", timed(
+        lambda: store.images.commit(container, "busybox:latest", None, ref="bench-committed")
+    ))
 
 
 def base_layer_tar(scratch: str) -> str:
@@ -353,22 +342,24 @@ def base_layer_tar(scratch: str) -> str:
     raise RuntimeError(f"no layer {BASE_DIFF_ID} in {DEBIAN}")
 
 
-def bench_unpack(results: Results, runs: int, base: str, durable: bool) -> int:
-    layer = base_layer_tar(base)
-    size = os.path.getsize(layer)
-    for index in range(runs + 1):
+def bench_unpack(
+    stores: ExitStack, results: Results, keep: bool, base: str, durable: bool, layer: str
+) -> None:
+    """register() of the base layer tar: from the file, and as a stream (a pipe, say)."""
+
+    class Stream:  # only read(): the layer store cannot tell it is a file
+        def __init__(self, f: BinaryIO) -> None:
+            self.read = f.read
+
+    for label, wrap in (("file", lambda f: f), ("stream", Stream)):
         root = tempfile.mkdtemp(dir=base)
+        stores.callback(shutil.rmtree, root, True)
         store = LayerStore(os.path.join(root, "layers"), "overlay", durable=durable)
-        try:
-            with open(layer, "rb") as f:
-                seconds = timed(lambda f=f, s=store: s.register(f, None))  # type: ignore[misc]
-            if index > 0:
-                results.add("register base layer (77 MB tar)", "sampan", seconds)
-        finally:
-            store.close()
-            shutil.rmtree(root, ignore_errors=True)
-    os.unlink(layer)
-    return size
+        stores.callback(store.close)
+        with open(layer, "rb") as f:
+            seconds = timed(lambda f=f, s=store, w=wrap: s.register(w(f), None))  # type: ignore[misc]
+        if keep:
+            results.add(f"register base layer ({label})", "sampan", seconds)
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -385,12 +376,13 @@ def print_table(results: Results, runs: int, layer_size: int) -> None:
         ratio = f"{ours / docker:7.2f}" if docker and ours else f"{'-':>7}"
         print(f"{operation:<34} {cells[0]} {cells[1]} {ratio}")
     print()
-    unpack = results.median("register base layer (77 MB tar)", "sampan")
-    if unpack:
-        print(
-            f"unpack of the base layer (register, uncompressed tar): "
-            f"{layer_size / MB / unpack:6.1f} MB/s"
-        )
+    for label in ("file", "stream"):
+        unpack = results.median(f"register base layer ({label})", "sampan")
+        if unpack:
+            print(
+                f"unpack of the 77 MB base layer, register from a {label:<6}: "
+                f"{layer_size / MB / unpack:6.1f} MB/s"
+            )
     for engine in ("dockerd", "sampan"):
         load = results.median("load debian (absent)", engine)
         if load:
@@ -418,18 +410,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     with ExitStack() as cleanup:
         scratch = tempfile.mkdtemp(prefix="sampan-bench-", dir="/var/tmp")
         cleanup.callback(shutil.rmtree, scratch, True)
-        if args.only != "sampan":
-            stack = EngineStack(load_images=())
-            cleanup.callback(stack.close)
-            stack.start()
-            api = DockerApi(str(stack.dockerd.socket))
-            print(f"dockerd up (data-root {stack.dockerd.data_root})", file=sys.stderr)
-            bench_dockerd(api, results, args.runs, scratch)
-        if args.only != "dockerd":
-            bench_sampan(results, args.runs, scratch, durable)
-        size = os.path.getsize(DEBIAN)  # replaced by the layer's size when measured
-        if args.only != "dockerd":
-            size = bench_unpack(results, args.runs, scratch, durable)
+        layer = base_layer_tar(scratch)
+        size = os.path.getsize(layer)
+        # Nothing is deleted until every timing is taken (the ExitStack unwinds at the end):
+        # on ext4 without a journal, as here, creating files right after many were deleted
+        # costs up to ~1 ms each (the inode allocator skips "recently deleted" inodes,
+        # fs/ext4/ialloc.c), which would bill one engine for the other's clean-up.
+        for index in range(args.runs + 1):
+            keep = index > 0  # round 0 is a warm-up (page cache, first starts)
+            print(f"round {index}/{args.runs}{'' if keep else ' (warm-up)'}", file=sys.stderr)
+            if args.only != "sampan":
+                bench_dockerd_round(cleanup, results, keep, index)
+            if args.only != "dockerd":
+                bench_sampan_round(cleanup, results, keep, scratch, durable, index)
+                bench_unpack(cleanup, results, keep, scratch, durable, layer)
+        print("cleaning up", file=sys.stderr)
     print_table(results, args.runs, size)
     return 0
 

@@ -18,9 +18,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.runtime_harness import RuntimeHarness, cached_rootfs, unique
+
 from sampan.supervisor.bundle import ContainerSpecInput, build_spec
 from sampan.supervisor.client import SupervisorClient, read_frame
-from tests.runtime_harness import RuntimeHarness, cached_rootfs, unique
 
 T = TypeVar("T")
 

@@ -5,6 +5,9 @@
   mode with setuid/setgid/sticky bits, owner, symlink target, size, hardlinks, whiteouts.
 * Layers that delete files and directories and make directories opaque give identical trees
   on the overlay and the vfs driver (and the tree the OCI image spec prescribes).
+* The hostile corpus of the conformance suite is refused just the same when the layer tar is
+  a regular file (the layer store's other input path: headers read by seeking, contents
+  copied by the kernel, the diff copied by a second thread).
 
 Everything lives under a ``sampan-test-<random>`` directory; a finalizer unmounts what is
 left below it and removes it, pass or fail.
@@ -23,6 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from test_graph_driver_conformance import HOSTILE, _hostile_cases
 from test_graph_storage_helpers import (
     IMAGES,
     directory,
@@ -31,10 +35,12 @@ from test_graph_storage_helpers import (
     make_tar,
     mounted,
     mounts_below,
+    snapshot,
     symlink,
     umount,
 )
 
+from sampan import errdefs
 from sampan.drivers.graph import ContentStore, LayerStore
 from sampan.drivers.graph.images import ImageStore
 
@@ -331,3 +337,46 @@ def test_whiteouts_and_opaque_dirs_give_identical_trees_on_overlay_and_vfs(
     assert sorted(p for p in middle if p.startswith("/opaque_dir/")) == ["/opaque_dir/new"]
     assert sorted(p for p in middle if p.startswith("/keep/")) == ["/keep/b"]
     assert "/file_del" not in middle and "/link_del" not in middle
+
+
+# -- hostile tars given as regular files (the copy_file_range path) ---------------------------
+
+
+@pytest.mark.parametrize("driver", ["overlay", "vfs"])
+def test_hostile_tar_files_are_refused_like_streams(workdir: str, driver: str) -> None:
+    base_dir = tempfile.mkdtemp(prefix="hostile-files-", dir=workdir)
+    outside = os.path.join(base_dir, "outside")
+    os.mkdir(outside)
+    with open(os.path.join(outside, "secret"), "w") as f:
+        f.write("secret")
+    before_outside = snapshot(outside)
+    store = LayerStore(os.path.join(base_dir, "store"), driver)
+    try:
+        base = store.register(io.BytesIO(LOWER), None)
+        layers_before = store.list()
+        cases = _hostile_cases(outside)
+        assert sorted(cases) == sorted(HOSTILE)
+        for case, data in cases.items():
+            path = os.path.join(base_dir, case + ".tar")
+            with open(path, "wb") as out:
+                out.write(data)
+            with open(path, "rb") as tar, pytest.raises(errdefs.InvalidParameter) as error:
+                store.register(tar, base.chain_id)
+            assert str(error.value), case
+            assert snapshot(outside) == before_outside, case
+            assert os.stat(os.path.join(outside, "secret")).st_nlink == 1, case
+            assert not os.path.lexists(os.path.join(base_dir, "pwned")), case
+            assert store.list() == layers_before, case
+            assert os.listdir(os.path.join(store.root, driver, "staging")) == [], case
+            assert os.listdir(os.path.join(store.root, "diffs", "ingest")) == [], case
+        # The same path takes a good tar, with the diff id of its bytes.
+        path = os.path.join(base_dir, "good.tar")
+        with open(path, "wb") as out:
+            out.write(MIDDLE)
+        with open(path, "rb") as tar:
+            layer = store.register(tar, base.chain_id)
+        assert layer.diff_id == "sha256:" + hashlib.sha256(MIDDLE).hexdigest()
+        with store.diff_tar(layer.chain_id) as kept:
+            assert kept.read() == MIDDLE
+    finally:
+        store.close()

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.runtime_harness import RUNTIME, RuntimeHarness, base_config, unique
 
 Config = dict[str, Any]
@@ -253,3 +252,34 @@ def test_exec_errors_are_reported(runtime: RuntimeHarness) -> None:
         assert expected in message, message
         assert "EOF" not in message
     assert runtime.state(container_id)["status"] == "created"
+
+
+def test_child_error_survives_an_unread_reply() -> None:
+    """The init may fail and exit while the runtime's reply (CGROUP_DONE) sits unread in its
+    socket: the kernel then reports ECONNRESET once, ahead of the ERROR the child sent. The
+    runtime must still read that ERROR, and find it when its own reply fails."""
+    from sampan.runtime import protocol
+
+    parent, child = protocol.channel()
+    try:
+        protocol.send(child, protocol.ERROR, step="check cwd /x", message="no such file")
+        protocol.send(parent, protocol.CGROUP_DONE)  # never read by the child
+        child.close()
+        message, _ = protocol.receive(parent)
+        assert message == {"kind": protocol.ERROR, "step": "check cwd /x",
+                           "message": "no such file"}
+    finally:
+        parent.close()
+
+    parent, child = protocol.channel()
+    try:
+        protocol.send(child, protocol.INIT_PID, pid=42)
+        protocol.send(child, protocol.ERROR, step="find the executable", message="not found")
+        child.close()
+        with pytest.raises(OSError):
+            protocol.send(parent, protocol.CGROUP_DONE)
+        queued = protocol.queued_error(parent)
+        assert queued is not None and queued["step"] == "find the executable"
+        assert protocol.queued_error(parent) is None  # drained, and never blocks
+    finally:
+        parent.close()

@@ -274,6 +274,44 @@ def test_delete_of_a_stopped_container_needs_no_force(runtime: RuntimeHarness) -
         b"null", b"[]")
 
 
+def test_delete_kills_what_outlives_an_init_without_its_own_pid_namespace(
+        runtime: RuntimeHarness) -> None:
+    config = base_config(["sh", "-c", "sleep 1007 & while [ ! -e /tmp/go ]; do sleep 0.02; done"])
+    config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"]
+                                     if n["type"] != "pid"]
+    container_id, bundle, pid = start_container(runtime, [], config)
+    cgroups = [d for d in host_cgroup_dirs(pid) if runtime.cgroup_parent in str(d)]
+    (bundle / "rootfs" / "tmp" / "go").touch()
+    wait_until(lambda: not alive(pid), "the init to exit")
+    leftovers = [int(p) for p in (cgroups[0] / "cgroup.procs").read_text().split()]
+    assert [cmdline(p) for p in leftovers] == [b"sleep\x001007\x00"]
+    assert runtime.state(container_id)["status"] == "stopped"
+
+    runtime.runtime("delete", container_id, check=True)
+    assert not any(alive(p) for p in leftovers)
+    assert [d for d in cgroups if d.exists()] == []
+    assert not (runtime.root / container_id).exists()
+
+
+def test_kill_all_after_the_init_exited_reaches_its_children(runtime: RuntimeHarness) -> None:
+    # containerd's shim sends `kill --all <id> 9` once an init without its own pid namespace
+    # exits (`docker run --pid host`), to stop what it left behind
+    config = base_config(["sh", "-c", "sleep 1008 & while [ ! -e /tmp/go ]; do sleep 0.02; done"])
+    config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"]
+                                     if n["type"] != "pid"]
+    container_id, bundle, pid = start_container(runtime, [], config)
+    cgroup = next(d for d in host_cgroup_dirs(pid) if runtime.cgroup_parent in str(d))
+    (bundle / "rootfs" / "tmp" / "go").touch()
+    wait_until(lambda: not alive(pid), "the init to exit")
+    leftovers = [int(p) for p in (cgroup / "cgroup.procs").read_text().split()]
+    assert [cmdline(p) for p in leftovers] == [b"sleep\x001008\x00"]
+
+    runtime.runtime("kill", "--all", container_id, "9", check=True)
+    wait_until(lambda: not any(alive(p) for p in leftovers), "the children to die")
+    refused = runtime.runtime("kill", container_id, "9")  # the init alone: not running
+    assert refused.returncode == 1 and b"container not running" in refused.stderr
+
+
 @pytest.mark.parametrize("verb", [("state",), ("kill",), ("kill", "--all"), ("pause",),
                                   ("delete",), ("ps",), ("events", "--stats")])
 def test_unknown_id_is_reported_on_stderr_and_in_the_json_log(

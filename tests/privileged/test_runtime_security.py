@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.runtime_harness import RUNTIME, RuntimeHarness, base_config, unique
 
 CAP_NUMBERS = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_KILL": 5, "CAP_SETGID": 6,
@@ -43,9 +42,10 @@ def status_fields(text: str) -> dict[str, str]:
     return fields
 
 
-def probe(runtime: RuntimeHarness, script: str, **changes: Any) -> subprocess.CompletedProcess[bytes]:
+def probe(runtime: RuntimeHarness, script: str,
+          **changes: Any) -> subprocess.CompletedProcess[bytes]:
     """Run ``sh -c script`` in a container made from base_config plus ``changes``
-    (keys "process.<field>", "linux.<field>" or top-level)."""
+    (keyword ``process__user`` sets config["process"]["user"]; ``root`` sets config["root"])."""
     config = base_config(["sh", "-c", script])
     for key, value in changes.items():
         section, _, field = key.partition("__")
@@ -549,9 +549,64 @@ def test_start_container_hook_alone_runs_inside_the_container(runtime: RuntimeHa
     of reach: it must work even when no earlier hook ran in the init."""
     config = base_config(["cat", "/started"])
     config["hooks"] = {"startContainer": [
-        {"path": "/bin/sh", "args": ["sh", "-c", "cat > /started; echo >> /started; hostname >> /started"]}]}
+        {"path": "/bin/sh",
+         "args": ["sh", "-c", "cat > /started; echo >> /started; hostname >> /started"]}]}
     result = runtime.run(config)
     assert result.returncode == 0, err(result)
     lines = out(result).splitlines()
     assert json.loads(lines[0])["id"]
     assert lines[1] == "sampan"  # in the container's uts namespace
+
+
+# --- exec'd processes get the same confinement ------------------------------------------
+
+def _detached(runtime: RuntimeHarness, config: dict[str, Any]) -> tuple[str, Path]:
+    bundle = runtime.bundle(config)
+    container_id = unique("c")
+    started = leaving_container_behind(runtime, "run", "--detach", "--bundle", str(bundle),
+                                       container_id)
+    assert started.returncode == 0, err(started)
+    return container_id, bundle
+
+
+def test_exec_gets_the_seccomp_filter_and_capabilities(runtime: RuntimeHarness) -> None:
+    config = base_config(["sleep", "60"])
+    config["linux"]["seccomp"] = deny_mkdir(38)
+    container_id, _ = _detached(runtime, config)
+    result = runtime.runtime("exec", container_id, "sh", "-c", MKDIR_PROBE + "; "
+                             "grep -E 'CapEff|NoNewPrivs' /proc/self/status",
+                             stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, err(result)
+    assert "Function not implemented" in err(result)
+    fields = status_fields(out(result))
+    assert fields["CapEff"] == mask("CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE")
+    assert fields["NoNewPrivs"] == "1"
+    added = runtime.runtime("exec", "--cap", "CAP_NET_ADMIN", "--user", "1000:1000",
+                            container_id, "grep", "-E", "Cap(Eff|Amb)|Uid", "/proc/self/status",
+                            stdin=subprocess.DEVNULL)
+    assert added.returncode == 0, err(added)
+    fields = status_fields(out(added))
+    assert fields["Uid"].split()[0] == "1000"
+    # --cap puts the capability in every set, ambient included: it survives the non-root exec
+    assert fields["CapAmb"] == mask("CAP_NET_ADMIN")
+    assert fields["CapEff"] == mask("CAP_NET_ADMIN")
+
+
+def test_exec_joins_the_user_namespace(runtime: RuntimeHarness) -> None:
+    config = base_config(["sleep", "60"])
+    config["linux"]["namespaces"].append({"type": "user"})
+    config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": HOST_BASE, "size": 65536}]
+    config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": HOST_BASE, "size": 65536}]
+    runtime.dir.chmod(0o711)
+    bundle = runtime.bundle(config)
+    _shift_ownership(bundle / "rootfs", HOST_BASE)
+    container_id = unique("c")
+    started = leaving_container_behind(runtime, "run", "--detach", "--bundle", str(bundle),
+                                       container_id)
+    assert started.returncode == 0, err(started)
+    result = runtime.runtime("exec", container_id, "sh", "-c",
+                             "cat /proc/self/uid_map; id -u; touch /tmp/by-exec",
+                             stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, err(result)
+    assert out(result).split() == ["0", str(HOST_BASE), "65536", "0"]
+    assert (bundle / "rootfs" / "tmp" / "by-exec").stat().st_uid == HOST_BASE

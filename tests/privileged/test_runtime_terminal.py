@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.runtime_harness import RUNTIME, RuntimeHarness, base_config, unique
 
 

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.privileged.supervisor_harness import SupervisorHarness, read_all, read_until, run
 
 from sampan import errdefs
 from sampan.supervisor.client import SupervisorClient
-from tests.privileged.supervisor_harness import SupervisorHarness, read_all, read_until, run
 
 pytestmark = pytest.mark.privileged
 

@@ -10,7 +10,8 @@ import sys
 
 import sampan
 
-COMMANDS = {"sampan-runc": "sampan.runtime.cli.main",
+COMMANDS = {"sampan": "sampan.cli.main",
+            "sampan-runc": "sampan.runtime.cli.main",
             "sampan-supervisor": "sampan.supervisor.server.main",
             "sampand": "sampan.cmd.sampand"}
 # Long-running commands that import from site-packages (h11): launched with site imports.
@@ -20,9 +21,18 @@ TEMPLATE = """#!{python} -IS
 # written by sampan.cmd.install_launchers: -I -S skips site imports (start-up time)
 import sys
 sys.path.insert(0, {path!r})
-from {module} import main
+{prelude}from {module} import main
 sys.exit(main())
 """
+
+# Work a command starts before its imports (see sampan/runtime/cgroup_prime.py).
+PRELUDES = {
+    "sampan-runc": (
+        'if {"run", "create", "exec"} & set(sys.argv[1:6]):\n'
+        "    from sampan.runtime.cgroup_prime import prime_migration_lock\n"
+        "    prime_migration_lock()\n"
+    ),
+}
 
 
 def main() -> None:
@@ -35,7 +45,8 @@ def main() -> None:
         target = os.path.join(args.bindir, name)
         temp = target + ".tmp"
         with open(temp, "w") as out:
-            text = TEMPLATE.format(python=python, path=package_parent, module=module)
+            text = TEMPLATE.format(python=python, path=package_parent, module=module,
+                                   prelude=PRELUDES.get(name, ""))
             if name in SITE_COMMANDS:
                 text = text.replace(" -IS\n", " -I\n", 1)
             out.write(text)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import struct
 from collections.abc import Awaitable, Callable
 
 _HEADER = struct.Struct(">BI")
+log = logging.getLogger("sampand.attach")
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -41,6 +43,12 @@ class ProcessAttach:
     @property
     def wants_stdin(self) -> bool:
         return self._want_stdin
+
+    @property
+    def keeps_stdin(self) -> bool:
+        """Whether the process's stdin must stay open when this attach ends (what the
+        supervisor's attach is told: only a non-TTY ``StdinOnce`` attach closes it)."""
+        return not (self._want_stdin and self._stdin_once and not self._tty)
 
     @property
     def pending(self) -> bool:
@@ -86,15 +94,30 @@ class ProcessAttach:
             await writer.drain()
 
     async def close_stdin(self) -> None:
-        """The client's input ended. Only a ``StdinOnce`` container's stdin is closed, as in
-        Docker; otherwise the process keeps its stdin for the next attacher."""
-        if not self._want_stdin or not self._stdin_once:
+        """The client's input ended. Docker's rules (moby container/stream/attach.go):
+        an attach without stdin goes on; a non-TTY ``StdinOnce`` one (and a non-TTY exec)
+        closes the process's stdin and goes on streaming; otherwise the process keeps its
+        stdin (for the next attacher) and this attach ends."""
+        log.debug("attach input ended (stdin %s, keeps stdin %s)", self._want_stdin,
+                  self.keeps_stdin)
+        if not self._want_stdin:
             return
-        connection = await self._connection
-        if connection is None:
+        if not self.keeps_stdin:
+            connection = await self._connection
+            if connection is None:
+                return
+            with contextlib.suppress(ConnectionError, RuntimeError, OSError):
+                connection[1].write_eof()
             return
-        with contextlib.suppress(ConnectionError, RuntimeError, OSError):
-            connection[1].write_eof()
+        # End the stream: closing our side makes ``read()`` see the end; the supervisor
+        # was told to keep the process's stdin open (``keep_stdin``).
+        self._before_end = None
+        if not self._connection.done():
+            self._connection.set_result(None)
+            return
+        connection = self._connection.result()
+        if connection is not None:
+            connection[1].close()
 
     async def close(self) -> None:
         if self._closed:

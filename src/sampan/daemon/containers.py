@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import random
 import secrets
@@ -362,7 +363,8 @@ class ContainerService:
         for attacher, stdout, stderr in pending:
             try:
                 reader, writer = await self._supervisor.attach(
-                    container.id, stdin=attacher.wants_stdin, stdout=stdout, stderr=stderr)
+                    container.id, stdin=attacher.wants_stdin, stdout=stdout, stderr=stderr,
+                    keep_stdin=attacher.keeps_stdin)
             except errdefs.SampanError:
                 attacher.end()
                 continue
@@ -740,8 +742,12 @@ class ContainerService:
                 "configured logging driver does not support reading")
         if tail is not None and tail < 0:
             tail = None
-        query = LogQuery(stdout=stdout, stderr=stderr, since_ns=int(since * 1e9),
-                         until_ns=int(until * 1e9), timestamps=timestamps, tail=tail)
+        # Float seconds cannot carry nanoseconds (the CLI sends ``since=<s>.<ns>`` copied
+        # from ``logs -t``): widen both bounds to the microsecond so they stay inclusive.
+        query = LogQuery(stdout=stdout, stderr=stderr,
+                         since_ns=math.floor(since * 1e6) * 1000 if since else 0,
+                         until_ns=math.ceil(until * 1e6) * 1000 if until else 0,
+                         timestamps=timestamps, tail=tail)
         path = self._paths.log_path(container.id)
         container_id = container.id
 
@@ -779,7 +785,8 @@ class ContainerService:
         elif container.state.status in (RUNNING, PAUSED):
             try:
                 reader, writer = await self._supervisor.attach(
-                    container.id, stdin=want_stdin, stdout=stdout, stderr=stderr)
+                    container.id, stdin=want_stdin, stdout=stdout, stderr=stderr,
+                    keep_stdin=attacher.keeps_stdin)
             except errdefs.NotFound:
                 attacher.end()
             else:
@@ -873,16 +880,38 @@ class ContainerService:
 
     async def _reconcile(self, task_list: list[dict[str, Any]]) -> None:
         tasks = {t["id"]: t for t in task_list}
+        for task_id in set(tasks) - set(self._containers):
+            # A task whose container is gone (sampand died while removing it): forget it.
+            await self._discard_task(task_id)
         for container in list(self._containers.values()):
             status = container.state.status
             if status == REMOVING:
                 with contextlib.suppress(errdefs.SampanError):
                     await self.container_delete(container.id, force=True, volumes=False)
                 continue
-            if status not in (RUNNING, PAUSED, RESTARTING):
-                continue
             task = tasks.get(container.id)
             task_status = (task or {}).get("status", "")
+            busy = self.live(container.id).lock.locked()  # a start in flight (reconnect)
+            if status in (CREATED, EXITED):
+                if task is not None and not busy:
+                    # sampand died after the runtime's create but before it recorded the
+                    # start (or after an exit, before the task was deleted): undo the task.
+                    log.info("discarding the leftover task of %s", container.id)
+                    await self._discard_task(container.id)
+                continue
+            if status not in (RUNNING, PAUSED, RESTARTING):
+                continue
+            if task is not None and task_status == "created" and status == RUNNING and not busy:
+                # sampand died between the runtime's create and start: finish the start.
+                try:
+                    await self._supervisor.start(container.id)
+                except errdefs.SampanError as exc:
+                    log.warning("resuming the start of %s failed: %s", container.id, exc)
+                    await self._discard_task(container.id)
+                    await self.handle_exit(container, UNKNOWN_EXIT_CODE, time.time_ns(), False)
+                    continue
+                self.publish(container, "start")
+                task_status = "running"
             if task is not None and task_status in ("running", "paused", "created"):
                 container.state.pid = int(task.get("pid") or container.state.pid)
                 container.state.status = PAUSED if task_status == "paused" else RUNNING
@@ -901,6 +930,12 @@ class ContainerService:
                                        _event_time(task), bool(task.get("oom_killed")))
             else:
                 await self.handle_exit(container, UNKNOWN_EXIT_CODE, time.time_ns(), False)
+
+    async def _discard_task(self, container_id: str) -> None:
+        with contextlib.suppress(errdefs.SampanError):
+            await self._supervisor.delete(container_id, force=True)
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(self._mounter.unmount, self._paths.rootfs(container_id))
 
     async def start_restart_policy_containers(self) -> None:
         for container in list(self._containers.values()):

@@ -162,7 +162,8 @@ class ExecService:
             reader, writer = await self._supervisor.attach(
                 container.id, exec_id=exec_id, stdin=want_stdin,
                 stdout=bool(config.get("AttachStdout", True)),
-                stderr=bool(config.get("AttachStderr", True)))
+                stderr=bool(config.get("AttachStderr", True)),
+                keep_stdin=attacher.keeps_stdin)
         except errdefs.SampanError:
             attacher.end()
         else:

@@ -41,5 +41,5 @@ class Supervisor(Protocol):
     def events(self) -> AsyncIterator[dict[str, Any]]: ...
 
     async def attach(self, id: str, *, exec_id: str | None = None, stdin: bool = False,
-                     stdout: bool = True, stderr: bool = True,
+                     stdout: bool = True, stderr: bool = True, keep_stdin: bool = False,
                      ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]: ...

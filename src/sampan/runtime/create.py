@@ -11,8 +11,9 @@ from typing import Any
 
 from sampan import errdefs
 from sampan.runtime import cgroups, protocol, spec, state
+from sampan.runtime.cgroup_prime import release_migration_lock
 from sampan.runtime.hooks import run_hooks
-from sampan.runtime.init import InitPlan, run_stage1
+from sampan.runtime.init import InitPlan, preload_console, run_stage1
 
 
 class CreateOptions:
@@ -137,6 +138,7 @@ def create(root: str, container_id: str, options: CreateOptions) -> Created:
                         options.preserve_fds, seccomp,
                         state.oci_state(record, state.CREATING), options.foreground_tty,
                         options.no_new_keyring)
+        preload_console(process)
         stage1 = os.fork()
         if stage1 == 0:
             parent_end.close()
@@ -178,6 +180,7 @@ def _drive_init(sync: socket.socket, stage1: int, children: list[int],
                     manager.add_process(record["pid"])
                     manager.apply_resources(device_rules(linux))
                     protocol.send(sync, protocol.CGROUP_DONE)
+                    release_migration_lock()
                 except OSError:
                     _raise_queued_error(sync, "unable to start container process")
                     raise
@@ -231,9 +234,7 @@ def _undo(children: list[int], manager: cgroups.CgroupManager | None, directory:
             manager.destroy()
         except OSError:
             pass
-    import shutil  # only removal pays for it
-
-    shutil.rmtree(directory, ignore_errors=True)
+    state.remove_container_dir(os.path.dirname(directory), os.path.basename(directory))
 
 
 def _wait_gone(pid: int, timeout: float = 5.0) -> None:

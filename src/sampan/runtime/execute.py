@@ -7,9 +7,10 @@ from typing import Any
 from sampan import errdefs
 from sampan.kernel.namespaces import NAMESPACES
 from sampan.runtime import protocol, spec, state
+from sampan.runtime.cgroup_prime import release_migration_lock
 from sampan.runtime.container import Container
 from sampan.runtime.create import compile_seccomp, write_pid_file
-from sampan.runtime.init import ExecPlan, run_exec_stage1
+from sampan.runtime.init import ExecPlan, preload_console, run_exec_stage1
 
 
 class Started:
@@ -55,6 +56,7 @@ def exec_process(root: str, container_id: str, process: dict[str, Any], *,
     parent_end, child_end = protocol.channel()
     plan = ExecPlan(process, namespaces_to_join(container), child_end, console_sock, seccomp,
                     preserve_fds, foreground_tty)
+    preload_console(process)
     stage1 = os.fork()
     if stage1 == 0:
         parent_end.close()
@@ -74,6 +76,7 @@ def exec_process(root: str, container_id: str, process: dict[str, Any], *,
                 try:
                     container.cgroup.add_process(pid)
                     protocol.send(parent_end, protocol.CGROUP_DONE)
+                    release_migration_lock()
                 except OSError:
                     # the process may have failed its checks and exited meanwhile
                     queued = protocol.queued_error(parent_end)

@@ -11,7 +11,6 @@ import sys
 from types import FrameType
 
 from sampan.kernel.process import set_child_subreaper
-from sampan.runtime import console
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
               signal.SIGUSR2, signal.SIGCONT, signal.SIGTSTP, signal.SIGWINCH)
@@ -48,6 +47,8 @@ def wait_for(pid: int, pty_master: int | None) -> int:
 
 
 def _copy_window_size(master: int) -> None:
+    from sampan.runtime import console
+
     try:
         size = os.get_terminal_size(sys.stdin.fileno())
     except OSError:

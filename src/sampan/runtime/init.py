@@ -11,13 +11,22 @@ import errno
 import os
 import signal
 import socket
+import time
 from typing import Any, NoReturn
 
 from sampan.kernel import mount as m
 from sampan.kernel import namespaces as ns
 from sampan.kernel import process as kproc
-from sampan.runtime import console, protocol, rootfs, userproc
+from sampan.runtime import protocol, rootfs, userproc
 from sampan.runtime.hooks import load_runner, run_hooks
+
+
+def preload_console(process: dict[str, Any]) -> None:
+    """Import the pty code before fork when a terminal is wanted: the child cannot import it
+    once it has pivoted or joined the container's mount namespace, and containers without a
+    terminal should not pay for termios and fcntl."""
+    if process.get("terminal"):
+        from sampan.runtime import console  # noqa: F401
 
 
 class InitPlan:
@@ -56,6 +65,8 @@ class InitPlan:
 
 
 _current_step = "init"
+# SAMPAN_RUNC_TRACE=1: every setup step prints its duration on stderr (where start-up time goes)
+_TRACE = bool(os.environ.get("SAMPAN_RUNC_TRACE"))
 
 
 class _step:
@@ -65,12 +76,17 @@ class _step:
     def __init__(self, name: str) -> None:
         global _current_step
         _current_step = name
+        if _TRACE:
+            self.started = time.perf_counter()
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, *_exc: object) -> None:
-        return None
+        if _TRACE:
+            took = (time.perf_counter() - self.started) * 1000
+            os.write(2, f"sampan-runc trace: {os.getpid()} {_current_step}: {took:.2f} ms "
+                        f"(at {time.perf_counter() * 1000:.1f})\n".encode())
 
 
 def _die(sync: socket.socket, exc: BaseException) -> NoReturn:
@@ -237,7 +253,7 @@ def _init_steps(plan: InitPlan) -> None:
 def _enter_cgroup(plan: InitPlan) -> None:
     """Wait until the runtime has moved us into the container's cgroup, then make the
     cgroup namespace. The runtime does the move while we build the rootfs: the first
-    migration after a quiet spell waits out an RCU grace period (see cgroups.prime)."""
+    migration after a quiet spell waits out an RCU grace period (see cgroup_prime)."""
     with _step("join the container's cgroup"):
         protocol.expect(plan.sync, protocol.CGROUP_DONE)
     if "cgroup" in plan.namespaces and not plan.namespaces["cgroup"]:
@@ -254,6 +270,8 @@ def _exec_user_process(plan: InitPlan, process: dict[str, Any], executable: str,
 
 
 def _setup_console(plan: InitPlan) -> None:
+    from sampan.runtime import console  # preloaded by create: see preload_console()
+
     master, slave = console.open_pty()
     size = plan.process.get("consoleSize")
     if size:
@@ -319,6 +337,8 @@ def _exec_stage2(plan: ExecPlan) -> NoReturn:
             os.setsid()
         if process.get("terminal"):
             with _step("set up the console"):
+                from sampan.runtime import console  # preloaded: see preload_console()
+
                 master, slave = console.open_pty()
                 size = process.get("consoleSize")
                 if size:

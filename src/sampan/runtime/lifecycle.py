@@ -51,11 +51,13 @@ def start(root: str, container_id: str) -> Container:
 
 def kill(root: str, container_id: str, signum: int, all_processes: bool = False) -> None:
     container = Container(root, container_id)
-    if container.status() == state.STOPPED:
-        raise errdefs.Conflict("container not running")
     if all_processes:
+        # Also once the init has exited, as runc does: without a pid namespace of its own its
+        # children outlive it, and containerd sends `kill --all 9` to reap them.
         container.cgroup.kill_all(signum)
         return
+    if container.status() == state.STOPPED:
+        raise errdefs.Conflict("container not running")
     try:
         os.kill(container.pid, signum)
     except ProcessLookupError:
@@ -101,7 +103,7 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
             f"cannot delete container {container_id} that is not stopped: {status}")
     if status != state.STOPPED:
         _kill_everything(container, status)
-    elif not container.has_private_pid_ns():
+    elif not container.has_private_pid_ns() and container.cgroup.pids():
         # Without a pid namespace of its own, the init's death does not kill its children
         # (pid_namespaces(7)): they are still in the cgroup and would keep it busy (runc's
         # destroy SIGKILLs them the same way).
@@ -116,9 +118,7 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
                   cwd=container.record["bundle"])
     except errdefs.SampanError as exc:
         sys.stderr.write(f"warning: poststop hook failed: {exc}\n")
-    import shutil  # only removal pays for it
-
-    shutil.rmtree(os.path.join(root, container_id), ignore_errors=True)
+    state.remove_container_dir(root, container_id)
 
 
 def _kill_everything(container: Container, status: str) -> None:

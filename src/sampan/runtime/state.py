@@ -121,3 +121,26 @@ def oci_state(state: dict[str, Any], status: str) -> dict[str, Any]:
 def rfc3339_now() -> str:
     now = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z"
+
+
+def remove_container_dir(root: str, container_id: str) -> None:
+    """Remove ``<root>/<id>`` (a few flat files; shutil costs 4 ms to import on this path)."""
+    directory = container_dir(root, container_id)
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            os.unlink(path)
+        except IsADirectoryError:
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(directory)
+    except FileNotFoundError:
+        pass

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -58,14 +59,22 @@ def default_supervisor_command() -> list[str]:
 
 
 async def start_supervisor(exec_root: str, command: Sequence[str] | None = None) -> None:
-    """Run ``sampan-supervisor --detach`` and wait until it serves (or one already did)."""
+    """Run ``sampan-supervisor --detach`` and wait until it serves (or one already did).
+
+    It runs in a worker thread with ``subprocess``: an asyncio subprocess transport would
+    outlive the call (the detached grandchild) and complain when the loop closes.
+    """
     argv = [*(command or default_supervisor_command()), "--exec-root", exec_root, "--detach"]
-    process = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    stdout, stderr = await process.communicate()
-    if process.returncode != 0 or not stdout.startswith(b"ready"):
-        text = (stderr or stdout).decode(errors="replace").strip()
+    loop = asyncio.get_running_loop()
+    def run() -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+
+    try:
+        result = await loop.run_in_executor(None, run)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise errdefs.Unavailable(f"cannot start the supervisor ({argv[0]}): {error}") from None
+    if result.returncode != 0 or not result.stdout.startswith(b"ready"):
+        text = (result.stderr or result.stdout).decode(errors="replace").strip()
         log = os.path.join(exec_root, "supervisor.log")
         raise errdefs.Unavailable(f"cannot start the supervisor ({argv[0]}): {text or 'no answer'}"
                                   f"; see {log}")
@@ -290,13 +299,14 @@ class SupervisorClient:
             self._queues.discard(queue)
 
     async def attach(self, id: str, *, exec_id: str | None = None, stdin: bool = False,
-                     stdout: bool = True, stderr: bool = True,
+                     stdout: bool = True, stderr: bool = True, keep_stdin: bool = False,
                      ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """A raw stream to the process: read frames with :func:`read_frame`, write stdin,
         ``write_eof()`` to close the process's stdin."""
         reader, writer = await self._open()
         writer.write(protocol.encode({"op": "attach", "req": 1, "id": id, "exec_id": exec_id,
-                                      "stdin": stdin, "stdout": stdout, "stderr": stderr}))
+                                      "stdin": stdin, "stdout": stdout, "stderr": stderr,
+                                      "keep_stdin": keep_stdin}))
         try:
             await writer.drain()
             line = await reader.readline()

@@ -20,7 +20,8 @@ that asked for them::
       {"op": "attach", "req": 1, "id": .., "stdin": true, "stdout": true, "stderr": true}
                                          ◀───     {"req": 1, "ok": true}\\n
       raw stdin bytes                     ───▶     written to the process's stdin
-      shutdown(SHUT_WR)                   ───▶     the process's stdin is closed
+      shutdown(SHUT_WR)                   ───▶     the process's stdin is closed (unless the
+                                                   attach said "keep_stdin": true)
                                          ◀───     frames: stream (1 byte) + length (4, BE) + data
                                          ◀───     EOF when the process's output has ended
 

@@ -60,10 +60,6 @@ def main(argv: list[str] | None = None) -> int:
                 "the systemd cgroup driver is not supported by sampan-runc; "
                 "use the cgroupfs driver")
         verb = rest[0]
-        if verb in ("run", "create", "exec"):
-            from sampan.runtime.cgroups.prime import prime_migration_lock
-
-            prime_migration_lock()
         if verb not in VERBS:
             raise errdefs.InvalidParameter(f"no such command: {verb}")
         module = importlib.import_module(f"sampan.runtime.cli.{verb}")

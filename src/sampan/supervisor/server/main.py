@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
+import socket
 import sys
+import time
 
 DEFAULT_EXEC_ROOT = "/run/sampan"
 
@@ -72,9 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir("/")
     os.umask(0o022)
     lock = _lock(exec_root)
-    if lock is None:
-        _report(ready_w, b"ready (already running)\n")
-        return 0
+    if lock is None:  # another supervisor serves (or is about to: wait for its socket)
+        if _wait_for_socket(socket_path, 30):
+            _report(ready_w, b"ready (already running)\n")
+            return 0
+        _report(ready_w, b"another supervisor holds the lock but does not serve\n")
+        return 1
     # heavy imports after the lock: a second supervisor exits before paying for them
     from sampan.kernel.process import set_child_subreaper
     from sampan.supervisor.server.service import Supervisor
@@ -88,6 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     supervisor.serve_forever()
     os.close(lock)
     return 0
+
+
+def _wait_for_socket(path: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(path)
+                return True
+            except OSError:
+                pass
+        time.sleep(0.01)
+    return False
 
 
 def _report(ready_w: int, message: bytes) -> None:

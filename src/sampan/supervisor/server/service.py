@@ -798,7 +798,8 @@ class Supervisor:
         request.ok()
         process.io.attach(request.conn, bool(request.msg.get("stdin")),
                           bool(request.msg.get("stdout", True)),
-                          bool(request.msg.get("stderr", True)))
+                          bool(request.msg.get("stderr", True)),
+                          keep_stdin=bool(request.msg.get("keep_stdin")))
 
 
 class _Stdio:

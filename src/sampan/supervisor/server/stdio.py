@@ -33,13 +33,15 @@ def set_nonblocking(fd: int) -> None:
 
 
 class Attachment:
-    __slots__ = ("conn", "stderr", "stdin", "stdout")
+    __slots__ = ("conn", "keep_stdin", "stderr", "stdin", "stdout")
 
-    def __init__(self, conn: Connection, stdin: bool, stdout: bool, stderr: bool) -> None:
+    def __init__(self, conn: Connection, stdin: bool, stdout: bool, stderr: bool,
+                 keep_stdin: bool = False) -> None:
         self.conn = conn
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
+        self.keep_stdin = keep_stdin  # EOF from this client leaves the stdin open
 
 
 class ProcessIO:
@@ -136,11 +138,12 @@ class ProcessIO:
             self.start_reading()
 
     # ---- attach
-    def attach(self, conn: Connection, stdin: bool, stdout: bool, stderr: bool) -> None:
+    def attach(self, conn: Connection, stdin: bool, stdout: bool, stderr: bool,
+               keep_stdin: bool = False) -> None:
         """Serve ``conn`` as a stream: output frames out, stdin in (see protocol.py)."""
         if stdin and (self.stdin_fd is None):
             stdin = False
-        attachment = Attachment(conn, stdin, stdout, stderr)
+        attachment = Attachment(conn, stdin, stdout, stderr, keep_stdin)
         conn.switch_to_stream(lambda data: self._stdin_data(attachment, data),
                               lambda: self._stdin_eof(attachment))
         if self.ended:
@@ -168,7 +171,7 @@ class ProcessIO:
 
     def _stdin_eof(self, attachment: Attachment) -> None:
         """The client half-closed: close the process's stdin (not a tty's: that is output too)."""
-        if attachment.stdin:
+        if attachment.stdin and not attachment.keep_stdin:
             self.close_stdin()
         if self.ended:
             attachment.conn.close_when_flushed()

@@ -1,0 +1,1 @@
+"""Command modules: one verb per file (see ``sampan.cli.command_table``)."""
