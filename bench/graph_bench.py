@@ -31,7 +31,8 @@ uncompressed layer tar into a fresh store, given as a file (what ``load`` and ``
 over: kernel copies) and as a plain stream; and ``load debian (absent)`` of both engines as
 MB (uncompressed layer bytes) per second.
 
-Usage: ``python3 bench/graph_bench.py [--runs 3] [--no-durable] [--only sampan]`` as root.
+Usage: ``python3 bench/graph_bench.py [--runs 3] [--no-durable] [--only sampan] [--dir D]``
+as root.
 Everything is removed at the end, also on failure or Ctrl-C.
 """
 
@@ -401,6 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="LayerStore(durable=False): no syncfs before a layer is recorded",
     )
     parser.add_argument("--only", choices=("sampan", "dockerd"), help="one engine only")
+    parser.add_argument("--dir", default="/var/tmp",
+                        help="where sampan's stores go (dockerd's data-root: under /tmp)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("graph_bench: run as root (overlay mounts, dockerd)", file=sys.stderr)
@@ -408,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     durable = not args.no_durable
     results = Results()
     with ExitStack() as cleanup:
-        scratch = tempfile.mkdtemp(prefix="sampan-bench-", dir="/var/tmp")
+        scratch = tempfile.mkdtemp(prefix="sampan-bench-", dir=args.dir)
         cleanup.callback(shutil.rmtree, scratch, True)
         layer = base_layer_tar(scratch)
         size = os.path.getsize(layer)

@@ -125,6 +125,7 @@ class Sampand:
         self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.root),
                     "DOCKER_HOST": f"unix://{self.socket_path}",
                     "DOCKER_CONFIG": str(self.root / "cli")}
+        self.daemon_env: dict[str, str] = {}  # extra environment for sampand's command
         self.process: subprocess.Popen[bytes] | None = None
         self.seen: set[str] = set()
         self._log = open(self.root / "sampand.log", "ab")  # noqa: SIM115 - closed in close()
@@ -139,7 +140,8 @@ class Sampand:
     def start(self, timeout: float = 30) -> None:
         self.process = subprocess.Popen(
             self.argv(), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-            stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+            stdin=subprocess.DEVNULL, cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO / "src"), **self.daemon_env})
         deadline = time.monotonic() + timeout
         while not self.answers():
             assert self.process.poll() is None, f"sampand exited: {self.log_tail()}"

@@ -125,8 +125,8 @@ def test_top_stats_wait(sampand: Sampand) -> None:
 def test_events_while_commands_run(sampand: Sampand) -> None:
     since = str(int(time.time()) - 1)
     watcher = subprocess.Popen(
-        ["docker", "events", "--since", since, "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
-         "--filter", "container=ev1"],
+        ["docker", "events", "--since", since, "--format",
+         "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}", "--filter", "container=ev1"],
         env=sampand.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         sampand.run_d("--name", "ev1", "busybox", "sleep", "1000")

@@ -240,6 +240,8 @@ LOWER = make_tar(
     file("suid", b"#!/bin/sh\n", mode=0o4755),
     file("owned", b"o", uid=1234, gid=4321, mode=0o640),
     directory("sticky", mode=0o1777),
+    directory("recreated"),
+    file("recreated/old", b"old"),
 )
 MIDDLE = make_tar(
     file(".wh.file_del"),
@@ -254,6 +256,9 @@ MIDDLE = make_tar(
     file("file_to_dir/inside", b"i"),
     directory("added/deep", mode=0o700),
     file("added/deep/f", b"deep", uid=7, gid=8, mode=0o2750),
+    file(".wh.recreated"),  # deleted and made again in the same layer: nothing from below
+    directory("recreated", mode=0o700),
+    file("recreated/new", b"new"),
 )
 UPPER = make_tar(
     directory("gone_dir", mode=0o711),  # the deleted directory comes back, empty below
@@ -275,6 +280,8 @@ EXPECTED = {
     "/gone_dir/again": ("reg", 0o644, b"again"),
     "/opaque_dir": ("dir", 0o755),
     "/owned": ("reg", 0o640, b"o"),
+    "/recreated": ("dir", 0o700),
+    "/recreated/new": ("reg", 0o644, b"new"),
     "/sticky": ("dir", 0o755),
     "/sticky/t": ("reg", 0o644, b"t"),
     "/suid": ("reg", 0o4755, b"#!/bin/sh\n"),

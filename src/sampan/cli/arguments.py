@@ -8,9 +8,25 @@ Flag errors exit 125 with ``See 'sampan run --help'.``; commands that take a com
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+import os
 
 from sampan.cli.errors import UsageError
+
+TYPE_CHECKING = False  # typing costs start-up time: imported for the type checker only
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter with the width given: without one it imports ``shutil`` (8 ms
+    with the bz2 and lzma modules it drags in) on every ``add_argument``."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            columns = os.get_terminal_size(1).columns
+        except OSError:
+            columns = int(os.environ.get("COLUMNS", "0") or 0) or 80
+        super().__init__(prog, width=columns - 2)
 
 
 class Parser(argparse.ArgumentParser):
@@ -21,7 +37,7 @@ class Parser(argparse.ArgumentParser):
 def new_parser(prog: str, usage: str, summary: str, add_help: bool = True) -> Parser:
     """``add_help=False`` for commands whose ``-h`` means something else (``--hostname``)."""
     parser = Parser(prog=prog, usage=f"{prog} {usage}".rstrip(), description=summary,
-                    allow_abbrev=False, add_help=add_help)
+                    allow_abbrev=False, add_help=add_help, formatter_class=_Formatter)
     if not add_help:
         parser.add_argument("--help", action="help", help="Print usage")
     return parser

@@ -87,7 +87,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     _list(parser, "--security-opt", help="Security Options")
     _list(parser, "--device", help="Add a host device to the container")
     _list(parser, "--group-add", help="Add additional groups to join")
-    add("--read-only", action="store_true", help="Mount the container's root filesystem as read only")
+    add("--read-only", action="store_true", help="Mount the root filesystem as read only")
     _list(parser, "--sysctl", help="Sysctl options")
     _list(parser, "--ulimit", help="Ulimit options")
     add("--init", action="store_true", help="Run an init inside the container")
@@ -96,7 +96,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     add("--health-cmd", default="", help="Command to run to check health")
     add("--health-interval", default="", help="Time between running the check")
     add("--health-timeout", default="", help="Maximum time to allow one check to run")
-    add("--health-retries", type=int, default=0, help="Consecutive failures needed to report unhealthy")
+    add("--health-retries", type=int, default=0, help="Failures needed to report unhealthy")
     add("--health-start-period", default="", help="Start period for the container to initialize")
     add("--no-healthcheck", action="store_true", help="Disable any container-specified HEALTHCHECK")
     _list(parser, "--dns", help="Set custom DNS servers")
@@ -296,7 +296,7 @@ def create_body(args: argparse.Namespace, image: str, command: list[str]) -> dic
         resources["MemoryReservation"] = parse_bytes(args.memory_reservation)
     if args.cpus:
         try:
-            resources["NanoCpus"] = int(round(float(args.cpus) * 1e9))
+            resources["NanoCpus"] = round(float(args.cpus) * 1e9)
         except ValueError as error:
             raise UsageError(f'invalid argument "{args.cpus}" for "--cpus" flag') from error
     for option, key in (("cpu_shares", "CpuShares"), ("cpu_quota", "CpuQuota"),

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TextIO
 
 from sampan.client.api import APIClient
 from sampan.client.hosts import DaemonAddress
+
+TYPE_CHECKING = False  # typing costs start-up time: imported for the type checker only
+if TYPE_CHECKING:
+    from typing import TextIO
 
 
 class Context:

@@ -68,7 +68,7 @@ def start_error_status(message: str) -> int:
     """Docker's run exit codes: 127 command not found, 126 cannot execute, 125 otherwise."""
     lowered = message.lower()
     if "executable file not found" in lowered or "no such file or directory" in lowered \
-            or "not found" in lowered and "exec" in lowered:
+            or ("not found" in lowered and "exec" in lowered):
         return 127
     if "permission denied" in lowered or "cannot execute" in lowered \
             or "exec format error" in lowered:

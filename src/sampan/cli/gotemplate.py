@@ -155,8 +155,7 @@ def _printf(fmt: str, *args: Any) -> str:
 
 
 def _truncate(text: Any, length: Any) -> str:
-    text = go_print(text)
-    return text[: int(length)]
+    return go_print(text)[: int(length)]
 
 
 def _pad(text: Any, before: Any, after: Any) -> str:
@@ -402,6 +401,8 @@ def _parse(source: str) -> list[Any]:
         else:
             current.append(_Action(_parse_pipeline(body)))
     text = source[pos:]
+    if "{{" in text:
+        raise TemplateError("template: unclosed action")
     if trim_next:
         text = text.lstrip()
     if text:

@@ -73,12 +73,12 @@ class ContainerRow:
         self.now = time.time() if now is None else now
 
     @property
-    def ID(self) -> str:  # noqa: N802 - template field names are Docker's
+    def ID(self) -> str:
         identifier = str(self.raw.get("Id", ""))
         return identifier[:12] if self.trunc else identifier
 
     @property
-    def Image(self) -> str:  # noqa: N802
+    def Image(self) -> str:
         image = str(self.raw.get("Image") or "")
         if not image:
             return "<no image>"
@@ -92,32 +92,32 @@ class ContainerRow:
         return image
 
     @property
-    def Command(self) -> str:  # noqa: N802
+    def Command(self) -> str:
         command = str(self.raw.get("Command", ""))
         return go_quote(ellipsis(command, 20) if self.trunc else command)
 
     @property
-    def CreatedAt(self) -> str:  # noqa: N802
+    def CreatedAt(self) -> str:
         return go_time(float(self.raw.get("Created", 0)))
 
     @property
-    def RunningFor(self) -> str:  # noqa: N802
+    def RunningFor(self) -> str:
         return human_duration(self.now - float(self.raw.get("Created", 0))) + " ago"
 
     @property
-    def Ports(self) -> str:  # noqa: N802
+    def Ports(self) -> str:
         return display_ports(self.raw.get("Ports"))
 
     @property
-    def State(self) -> str:  # noqa: N802
+    def State(self) -> str:
         return str(self.raw.get("State", ""))
 
     @property
-    def Status(self) -> str:  # noqa: N802
+    def Status(self) -> str:
         return str(self.raw.get("Status", ""))
 
     @property
-    def Size(self) -> str:  # noqa: N802
+    def Size(self) -> str:
         rw = self.raw.get("SizeRw")
         rootfs = self.raw.get("SizeRootFs")
         if rw is None and rootfs is None:
@@ -128,7 +128,7 @@ class ContainerRow:
         return text
 
     @property
-    def Names(self) -> str:  # noqa: N802
+    def Names(self) -> str:
         names = [name[1:] if name.startswith("/") else name
                  for name in self.raw.get("Names") or []]
         if self.trunc:
@@ -142,14 +142,14 @@ class ContainerRow:
         return dict(self.raw.get("Labels") or {})
 
     @property
-    def Labels(self) -> str:  # noqa: N802
+    def Labels(self) -> str:
         return ",".join(f"{k}={v}" for k, v in sorted(self._labels().items()))
 
-    def Label(self, name: str) -> str:  # noqa: N802
+    def Label(self, name: str) -> str:
         return self._labels().get(name, "")
 
     @property
-    def Mounts(self) -> str:  # noqa: N802
+    def Mounts(self) -> str:
         names = []
         for mount in self.raw.get("Mounts") or []:
             name = str(mount.get("Name") or mount.get("Source") or "")
@@ -159,17 +159,17 @@ class ContainerRow:
         return ",".join(names)
 
     @property
-    def LocalVolumes(self) -> str:  # noqa: N802
+    def LocalVolumes(self) -> str:
         return str(sum(1 for m in self.raw.get("Mounts") or []
                        if m.get("Driver") == "local"))
 
     @property
-    def Networks(self) -> str:  # noqa: N802
+    def Networks(self) -> str:
         networks = ((self.raw.get("NetworkSettings") or {}).get("Networks")) or {}
         return ",".join(sorted(networks))
 
     @property
-    def Platform(self) -> str:  # noqa: N802
+    def Platform(self) -> str:
         return ""
 
     def to_json(self) -> dict[str, str]:
@@ -191,39 +191,39 @@ class ImageRow:
         self.now = time.time() if now is None else now
 
     @property
-    def ID(self) -> str:  # noqa: N802
+    def ID(self) -> str:
         identifier = str(self.raw.get("Id", ""))
         return short_id(identifier) if self.trunc else identifier
 
     @property
-    def CreatedSince(self) -> str:  # noqa: N802
+    def CreatedSince(self) -> str:
         created = float(self.raw.get("Created", 0))
         if created <= 0:
             return "N/A"
         return human_duration(self.now - created) + " ago"
 
     @property
-    def CreatedAt(self) -> str:  # noqa: N802
+    def CreatedAt(self) -> str:
         return go_time(float(self.raw.get("Created", 0)))
 
     @property
-    def Size(self) -> str:  # noqa: N802
+    def Size(self) -> str:
         return human_size(float(self.raw.get("Size", 0)), 3)
 
     VirtualSize = Size
 
     @property
-    def Containers(self) -> str:  # noqa: N802
+    def Containers(self) -> str:
         count = int(self.raw.get("Containers", -1))
         return "N/A" if count < 0 else str(count)
 
     @property
-    def SharedSize(self) -> str:  # noqa: N802
+    def SharedSize(self) -> str:
         shared = int(self.raw.get("SharedSize", -1))
         return "N/A" if shared < 0 else human_size(float(shared), 3)
 
     @property
-    def UniqueSize(self) -> str:  # noqa: N802
+    def UniqueSize(self) -> str:
         shared = int(self.raw.get("SharedSize", -1))
         if shared < 0:
             return "N/A"

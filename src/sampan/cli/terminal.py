@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 from types import FrameType, TracebackType
+from typing import Any
 
 
 def is_terminal(fd: int) -> bool:
@@ -40,7 +41,7 @@ class RawTerminal:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self._saved: list[object] | None = None
+        self._saved: list[Any] | None = None
         self._previous_handlers: dict[int, object] = {}
 
     def __enter__(self) -> RawTerminal:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC
 
 from sampan.cli.errors import UsageError
 
@@ -24,7 +25,7 @@ def parse_timestamp(text: str, now: float | None = None) -> str:
         return f"{now - nanos / 1e9:.9f}"
     except UsageError:
         pass
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     candidate = text.replace("Z", "+00:00")
     for layout in (None, "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"):
@@ -35,5 +36,5 @@ def parse_timestamp(text: str, now: float | None = None) -> str:
             continue
         if moment.tzinfo is None:
             moment = moment.astimezone()
-        return f"{moment.astimezone(timezone.utc).timestamp():.9f}"
+        return f"{moment.astimezone(UTC).timestamp():.9f}"
     raise UsageError(f"invalid value for timestamp: {text!r}")

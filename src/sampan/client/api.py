@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, BinaryIO
 
 from sampan.client import http11
 from sampan.client.errors import DaemonError, DaemonUnreachable, ProtocolError
@@ -22,7 +20,14 @@ USER_AGENT = "sampan-cli/0.1.0"
 
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
-Params = Mapping[str, Any] | None
+# ``typing`` and ``collections.abc`` cost start-up time; annotations are not evaluated
+# (``from __future__ import annotations``), so they are imported for the type checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+    from typing import Any, BinaryIO
+
+    Params = Mapping[str, Any] | None
 
 
 def quote(text: str, safe: str = "") -> str:
@@ -49,7 +54,7 @@ def encode_query(params: Params) -> str:
 def encode_filters(filters: Iterable[str] | Mapping[str, list[str]]) -> str | None:
     """``["name=x", "status=running"]`` -> Docker's JSON ``{"name": {"x": true}, ...}``."""
     table: dict[str, dict[str, bool]] = {}
-    if isinstance(filters, Mapping):
+    if isinstance(filters, dict):
         for key, values in filters.items():
             for value in values:
                 table.setdefault(key, {})[value] = True

@@ -9,9 +9,12 @@ CLI's own start-up time. The daemon speaks to us over a local socket; we need no
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 from sampan.client.errors import ProtocolError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 _READ_SIZE = 65536
 _MAX_LINE = 65536

@@ -469,8 +469,7 @@ class ContainerService:
         container = self.get(ref)
         lifecycle.check_stop(container)
         container.manually_stopped = True
-        if container.state.status == RESTARTING:
-            await self._cancel_restart(container)
+        if container.state.status == RESTARTING and await self._cancel_restart(container):
             return
         self.save(container)
         stop_signal = parse_signal(signal or container.config.get("StopSignal"),
@@ -482,13 +481,19 @@ class ContainerService:
         await self._stop(container, stop_signal, timeout)
         self.publish(container, "stop")
 
-    async def _cancel_restart(self, container: Container) -> None:
+    async def _cancel_restart(self, container: Container) -> bool:
+        """Drop a pending restart. False when it had already begun (under the lock, which
+        this waits for): the container runs again and must be stopped as usual."""
         live = self.live(container.id)
-        if live.restart_task is not None:
-            live.restart_task.cancel()
-            live.restart_task = None
-        container.state.status = EXITED
-        self.save(container)
+        async with live.lock:
+            if container.state.status != RESTARTING:
+                return False
+            if live.restart_task is not None:
+                live.restart_task.cancel()
+                live.restart_task = None
+            container.state.status = EXITED
+            self.save(container)
+            return True
 
     async def _stop(self, container: Container, stop_signal: int, timeout: int) -> None:
         if container.state.status not in (RUNNING, PAUSED):

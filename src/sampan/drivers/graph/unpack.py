@@ -292,14 +292,22 @@ class _Unpacker:
 
     def _directory(self, pfd: int, parts: list[str], member: tarfile.TarInfo) -> None:
         base = parts[-1]
+        replaced = False
         try:
             os.mkdir(base, 0o700, dir_fd=pfd)
         except FileExistsError:
             if not stat.S_ISDIR(os.lstat(base, dir_fd=pfd).st_mode):
                 remove_at(pfd, base)
                 os.mkdir(base, 0o700, dir_fd=pfd)
+                replaced = True
         fd = os.open(base, _DIR_FLAGS, dir_fd=pfd)
         try:
+            if replaced and self.whiteouts == WHITEOUT_OVERLAY:
+                # The overlay layer dir starts empty, so what this directory replaces came
+                # from this same tar: a whiteout (".wh.d" then "d/") or a file. Either way the
+                # lower "d" is gone in the tar's order; without the opaque xattr overlayfs
+                # would merge the lower directory's children back in (vfs would not).
+                os.setxattr(fd, OVERLAY_XATTR_PREFIX + "opaque", b"y")
             self._set_metadata(fd, None, member)
         finally:
             os.close(fd)

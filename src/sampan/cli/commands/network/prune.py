@@ -1,0 +1,26 @@
+"""``sampan network prune [-f] [--filter]``"""
+
+from __future__ import annotations
+
+import argparse
+
+from sampan.cli.arguments import new_parser
+from sampan.cli.context import Context
+from sampan.cli.pruning import confirm, prune
+
+SUMMARY = "Remove all unused networks"
+
+
+def parse(prog: str, argv: list[str]) -> argparse.Namespace:
+    parser = new_parser(prog, "[OPTIONS]", SUMMARY)
+    parser.add_argument("--filter", action="append", default=[], help="Provide filter values")
+    parser.add_argument("-f", "--force", action="store_true",
+                        help="Do not prompt for confirmation")
+    return parser.parse_args(argv)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    warning = "This will remove all custom networks not used by at least one container."
+    if confirm(ctx, warning, args.force):
+        prune(ctx, "networks", args.filter)
+    return 0
