@@ -4,11 +4,17 @@ the log has no gap, attach/exec/stop work again."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from sampand_harness import Sampand, alive, started_with_busybox
 
 COUNTER = "i=0; while true; do i=$((i+1)); echo $i; sleep 0.01; done"
+
+
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[1])
 
 
 def _numbers(log: str) -> list[int]:
@@ -26,6 +32,9 @@ def test_kill_9_then_restart_keeps_containers() -> None:
         daemon.wait_for("some counter lines", lambda: len(daemon.ok("logs", "counter")) > 20)
         supervisor = daemon.supervisor_pid
         assert alive(supervisor)
+        # double-forked into its own session: not sampand's child (nobody's zombie later)
+        assert daemon.process is not None and _ppid(supervisor) != daemon.process.pid
+        assert os.getsid(supervisor) == supervisor
 
         daemon.kill9()
         time.sleep(0.5)  # the counter keeps writing while nobody serves the API
@@ -56,8 +65,7 @@ def test_kill_9_then_restart_keeps_containers() -> None:
         assert len(numbers) > 50
         daemon.ok("stop", "-t", "1", "sleeper", "paused1")
         assert daemon.ok("ps", "-q") == ""
-        assert sorted(counter + sleeper + paused) == sorted(
-            "".join(daemon.ok("ps", "-aq", "--no-trunc").split()))
+        assert set(daemon.ok("ps", "-aq", "--no-trunc").split()) == {counter, sleeper, paused}
     finally:
         daemon.close()
 

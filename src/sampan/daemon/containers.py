@@ -442,13 +442,22 @@ class ContainerService:
                 log.exception("auto-removing %s", container.id)
 
     async def _release_task(self, container: Container) -> None:
-        """After an exit: forget the task in the supervisor (runtime delete), unmount root."""
-        with contextlib.suppress(errdefs.SampanError):
-            await self._supervisor.delete(container.id)
-        try:
-            await asyncio.to_thread(self._mounter.unmount, self._paths.rootfs(container.id))
-        except OSError:
-            log.exception("unmounting the root of %s", container.id)
+        """After an exit: forget the task in the supervisor (runtime delete) and unmount the
+        root, both at once (independent: the container's processes are gone; the runtime
+        delete is a process start, the unmount a syscall in a worker thread)."""
+
+        async def delete_task() -> None:
+            with contextlib.suppress(errdefs.SampanError):
+                await self._supervisor.delete(container.id)
+
+        async def unmount_root() -> None:
+            try:
+                await asyncio.to_thread(self._mounter.unmount,
+                                        self._paths.rootfs(container.id))
+            except OSError:
+                log.exception("unmounting the root of %s", container.id)
+
+        await asyncio.gather(delete_task(), unmount_root())
 
     async def _restart_later(self, container: Container, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -649,11 +658,10 @@ class ContainerService:
             container.state.status = REMOVING
             self.save(container)
             await self._release_task(container)
-            with contextlib.suppress(errdefs.NotFound):
-                await asyncio.to_thread(self._layers.remove_rw, container.id)
-            await asyncio.to_thread(shutil.rmtree, self._paths.container_dir(container.id),
-                                    True)
-            await asyncio.to_thread(shutil.rmtree, self._paths.bundle(container.id), True)
+            await asyncio.gather(
+                self._remove_rw(container.id),
+                asyncio.to_thread(shutil.rmtree, self._paths.container_dir(container.id), True),
+                asyncio.to_thread(shutil.rmtree, self._paths.bundle(container.id), True))
             self._store.delete(container.id)
             del self._containers[container.id]
         self._live.pop(container.id, None)
@@ -664,6 +672,10 @@ class ContainerService:
         for waiter in [*live.removal_waiters, *live.exit_waiters]:
             if not waiter.done():
                 waiter.set_result(result)
+
+    async def _remove_rw(self, container_id: str) -> None:
+        with contextlib.suppress(errdefs.NotFound):
+            await asyncio.to_thread(self._layers.remove_rw, container_id)
 
     async def containers_prune(self, *, filters: dict[str, list[str]]) -> dict[str, Any]:
         for key in filters:

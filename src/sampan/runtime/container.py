@@ -1,8 +1,14 @@
 """Open an existing container: its saved state, cgroup manager and status."""
 
-from typing import Any
+
+from __future__ import annotations
 
 from sampan.runtime import cgroups, state
+
+# typing is imported only by type checkers: its import costs ~4 ms on every container start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Container:

@@ -6,19 +6,26 @@ Every step runs under :func:`_step`, so a failure reaches the parent as ``ERROR 
 message}`` over the sync socket before the child exits.
 """
 
+
+from __future__ import annotations
+
 import encodings.ascii  # noqa: F401 - codecs load lazily, and after pivot_root they cannot
 import errno
 import os
 import signal
 import socket
 import time
-from typing import Any, NoReturn
 
 from sampan.kernel import mount as m
 from sampan.kernel import namespaces as ns
 from sampan.kernel import process as kproc
 from sampan.runtime import protocol, rootfs, userproc
 from sampan.runtime.hooks import load_runner, run_hooks
+
+# typing is imported only by type checkers: its import costs ~4 ms on every container start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 
 def preload_console(process: dict[str, Any]) -> None:

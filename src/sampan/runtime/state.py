@@ -5,12 +5,19 @@ derived from the kernel each time (is init alive, is it the same process, does t
 still exist, is the cgroup frozen), so a crashed runtime cannot leave a stale status behind.
 """
 
+
+from __future__ import annotations
+
 import json
 import os
 import time
-from typing import Any
 
 from sampan import errdefs
+
+# typing is imported only by type checkers: its import costs ~4 ms on every container start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 OCI_VERSION = "1.1.0"
 STATE_FILE = "state.json"

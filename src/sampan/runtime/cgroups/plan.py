@@ -6,25 +6,35 @@ executor per manager checks the controller is there and performs them. A value t
 cgroup and ``runc update`` (where 0 means "unchanged") the same code path.
 """
 
+
+from __future__ import annotations
+
+import collections
 from collections.abc import Mapping
-from typing import Any, NamedTuple
 
 from sampan import errdefs
 
+# typing is imported only by type checkers: its import costs ~4 ms on every container start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
 
-class Write(NamedTuple):
-    """Write ``value`` to the first of ``files`` that exists in the ``controller``'s cgroup.
+    class Write(NamedTuple):
+        """Write ``value`` to the first of ``files`` that exists in the ``controller``'s cgroup.
 
-    ``files`` lists alternatives (``blkio.weight`` on CFQ kernels, ``blkio.bfq.weight`` on
-    BFQ ones); with more than one, the executor checks which exists. ``optional`` writes are
-    skipped when no file exists (deprecated knobs such as kernel memory limits).
-    ``controller`` is ``""`` for files every v2 cgroup has (no controller needed).
-    """
+        ``files`` lists alternatives (``blkio.weight`` on CFQ kernels, ``blkio.bfq.weight`` on
+        BFQ ones); with more than one, the executor checks which exists. ``optional`` writes are
+        skipped when no file exists (deprecated knobs such as kernel memory limits).
+        ``controller`` is ``""`` for files every v2 cgroup has (no controller needed).
+        """
 
-    controller: str
-    files: tuple[str, ...]
-    value: str
-    optional: bool = False
+        controller: str
+        files: tuple[str, ...]
+        value: str
+        optional: bool = False
+else:
+    Write = collections.namedtuple("Write", "controller files value optional", defaults=(False,))
+
 
 
 def section(resources: Mapping[str, Any], key: str) -> Mapping[str, Any]:

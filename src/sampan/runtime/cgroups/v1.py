@@ -5,15 +5,22 @@ freezer-subsystem.rst, devices.rst, blkio-controller.rst, pids.rst, hugetlb.rst)
 Documentation/scheduler/sched-bwc.rst for the CFS quota files.
 """
 
+
+from __future__ import annotations
+
 import os
 import posixpath
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from sampan import errdefs
 from sampan.runtime.cgroups import devices, files
 from sampan.runtime.cgroups.fs import CgroupFs
 from sampan.runtime.cgroups.plan import Write, device, entries, number, page_size, section, text
+
+# typing is imported only by type checkers: its import costs ~4 ms on every container start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _M = "linux.resources.memory"
 _C = "linux.resources.cpu"

@@ -6,10 +6,12 @@ controller bound to a v1 hierarchy (a hybrid host) never appears at all. OCI val
 converted the way runc converts them, so the same config means the same limits everywhere.
 """
 
+
+from __future__ import annotations
+
 import posixpath
 import signal as signals
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from sampan import errdefs
 from sampan.runtime.cgroups import devices, files
@@ -24,6 +26,11 @@ from sampan.runtime.cgroups.plan import (
     section,
     text,
 )
+
+# typing is imported only by type checkers: its import costs ~4 ms on every container start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _M = "linux.resources.memory"
 _C = "linux.resources.cpu"

@@ -1,15 +1,22 @@
 """events [--stats] [--interval N] <id>: resource usage and OOM notifications as JSON lines."""
 
+
+from __future__ import annotations
+
 import json
 import sys
 import time
-from typing import Any
 
 from sampan import errdefs
 from sampan.runtime import state
 from sampan.runtime.cli.context import Context
 from sampan.runtime.cli.flags import FlagSpec, need_id
 from sampan.runtime.container import Container
+
+# typing is imported only by type checkers: its import costs ~4 ms on every container start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FLAGS: FlagSpec = {"stats": (False, ()), "interval": (True, ())}
 

@@ -1,12 +1,19 @@
 """kill [--all] <id> [signal]: signal the init (or every process of the container)."""
 
+
+from __future__ import annotations
+
 import signal
-from typing import Any
 
 from sampan import errdefs
 from sampan.runtime.cli.context import Context
 from sampan.runtime.cli.flags import FlagSpec, need_id
 from sampan.runtime.lifecycle import kill
+
+# typing is imported only by type checkers: its import costs ~4 ms on every container start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FLAGS: FlagSpec = {"all": (False, ("a",))}
 

@@ -1,14 +1,21 @@
 """ps [--format table|json] <id> [ps options]: the container's processes (host pids)."""
 
+
+from __future__ import annotations
+
 import json
 import sys
-from typing import Any
 
 from sampan import errdefs
 from sampan.runtime import state
 from sampan.runtime.cli.context import Context
 from sampan.runtime.cli.flags import FlagSpec, need_id
 from sampan.runtime.container import Container
+
+# typing is imported only by type checkers: its import costs ~4 ms on every container start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FLAGS: FlagSpec = {"format": (True, ("f",))}
 

@@ -4,7 +4,8 @@ In the foreground the runtime forwards signals to the container, proxies its tty
 there is no --console-socket, returns the container's exit status, and deletes it.
 """
 
-from typing import Any
+
+from __future__ import annotations
 
 from sampan.runtime import foreground
 from sampan.runtime.cli import create as create_verb
@@ -12,6 +13,11 @@ from sampan.runtime.cli.context import Context
 from sampan.runtime.cli.flags import FlagSpec, need_id
 from sampan.runtime.create import create
 from sampan.runtime.lifecycle import delete, start
+
+# typing is imported only by type checkers: its import costs ~4 ms on every container start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FLAGS: FlagSpec = {**create_verb.FLAGS, "detach": (False, ("d",)), "keep": (False, ())}
 

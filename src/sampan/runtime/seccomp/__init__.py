@@ -16,17 +16,42 @@ What is not supported: SCMP_ACT_NOTIFY and ``listenerPath`` (NotImplementedFeatu
 runc's extra "return ENOSYS for syscalls newer than the profile" stub.
 """
 
+
+from __future__ import annotations
+
+import collections
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
-from sampan.runtime.seccomp.profile import FilterPlan, plan_filter
+# typing, dataclasses and the profile planner are kept off the cache-hit path: every container
+# start with a profile (all of Docker's) goes through compile_profile
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+
+    from sampan.runtime.seccomp.profile import FilterPlan
+
+    class CompiledFilter(NamedTuple):
+        program: bytes  # an array of struct sock_filter, ready for seccomp(2)
+        flags: int  # SECCOMP_FILTER_FLAG_* for seccomp(2)
+else:
+    CompiledFilter = collections.namedtuple("CompiledFilter", "program flags")
+
+# linux.seccomp.flags -> SECCOMP_FILTER_FLAG_* (include/uapi/linux/seccomp.h)
+_FILTER_FLAGS = {
+    "SECCOMP_FILTER_FLAG_TSYNC": 1,
+    "SECCOMP_FILTER_FLAG_LOG": 2,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
+}
 
 
-@dataclass(frozen=True)
-class CompiledFilter:
-    program: bytes  # an array of struct sock_filter, ready for seccomp(2)
-    flags: int  # SECCOMP_FILTER_FLAG_* for seccomp(2)
+def _cached_flags(profile: Mapping[str, Any]) -> int | None:
+    """The flags of a profile already compiled (so already validated), or None if odd."""
+    flags = 0
+    for name in profile.get("flags") or []:
+        if name not in _FILTER_FLAGS:
+            return None
+        flags |= _FILTER_FLAGS[name]
+    return flags
 
 
 def compile_profile(profile: Mapping[str, Any], cache_dir: str | None) -> CompiledFilter:
@@ -37,8 +62,8 @@ def compile_profile(profile: Mapping[str, Any], cache_dir: str | None) -> Compil
     for user notification, ``errdefs.Unavailable`` when libseccomp is missing on a miss.
     Syscall names libseccomp does not know are skipped, as runc skips them.
     """
-    plan = plan_filter(profile)
     if cache_dir is None:
+        plan = _plan(profile)
         return CompiledFilter(_compile(plan), plan.flags)
 
     from sampan.runtime.seccomp.cache import ProgramCache, profile_digest
@@ -46,10 +71,20 @@ def compile_profile(profile: Mapping[str, Any], cache_dir: str | None) -> Compil
     cache = ProgramCache(cache_dir)
     digest = profile_digest(profile)
     program = cache.read(digest)
-    if program is None:
-        program = _compile(plan)
-        cache.write(digest, program)
+    flags = _cached_flags(profile)
+    if program is not None and flags is not None:
+        # a hit is a profile this code planned and compiled before: no need to check it again
+        return CompiledFilter(program, flags)
+    plan = _plan(profile)
+    program = _compile(plan)
+    cache.write(digest, program)
     return CompiledFilter(program, plan.flags)
+
+
+def _plan(profile: Mapping[str, Any]) -> FilterPlan:
+    from sampan.runtime.seccomp.profile import plan_filter
+
+    return plan_filter(profile)
 
 
 def default_profile(

@@ -8,12 +8,19 @@ rename), so a reader sees a whole program or none; a file that is not a whole nu
 instructions is treated as a miss and rewritten.
 """
 
+
+from __future__ import annotations
+
 import json
 import os
 from collections.abc import Mapping
-from typing import Any
 
 from sampan.kernel.seccomp import BPF_MAXINSNS, SOCK_FILTER_SIZE
+
+# typing is imported only by type checkers: its import costs ~4 ms on every container start
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _FORMAT = "v1"
 

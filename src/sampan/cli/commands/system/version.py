@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from sampan.cli.arguments import new_parser
 from sampan.cli.context import Context
 from sampan.client.api import API_VERSION
+
+TYPE_CHECKING = False  # typing costs start-up time, and version must be cheap
+if TYPE_CHECKING:
+    from typing import Any
 
 SUMMARY = "Show the sampan version information"
 
