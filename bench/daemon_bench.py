@@ -25,8 +25,9 @@ sampand + the supervisor (the runtime has exited); Docker: dockerd + containerd 
 The containers' own processes are not counted for either.
 
 Usage: ``sudo python3 bench/daemon_bench.py [--runs 10] [--engines sampand,dockerd]
-[--profile] [--sampand-runtime runc]``. ``--profile`` also records sampand with py-spy during the ``run --rm``
-samples (``pip install py-spy``) and prints its top functions.
+[--profile] [--sampand-runtime runc]``. ``--profile`` also records sampand with py-spy
+during ``run --rm`` calls (``pip install py-spy``) and prints its top functions;
+``--sampand-runtime runc`` runs sampand over runc, to see the daemon's own cost.
 """
 
 from __future__ import annotations

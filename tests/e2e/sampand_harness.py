@@ -135,7 +135,9 @@ class Sampand:
         return [sys.executable, "-m", "sampan.cmd.sampand", "-H", f"unix://{self.socket_path}",
                 "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
                 "--pidfile", str(self.root / "sampand.pid"), "--log-level", "debug",
-                *self.extra_args]
+                # No default bridge unless a test asks for one (``extra_args``): a shared
+                # host-wide sampan0 and nft table would tie concurrent daemons together.
+                "--bridge", "none", *self.extra_args]
 
     def start(self, timeout: float = 30) -> None:
         self.process = subprocess.Popen(

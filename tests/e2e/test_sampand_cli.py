@@ -213,10 +213,14 @@ def test_run_it_resize_detach_and_reattach(sampand: Sampand) -> None:
         term.send(b"stty size\r")
         term.expect(rb"30 100\r\n")
         term.resize(40, 120)
-        term.process.send_signal(signal.SIGWINCH)
-        time.sleep(0.3)
-        term.send(b"stty size\r")
-        term.expect(rb"40 120\r\n")
+        term.process.send_signal(signal.SIGWINCH)  # the CLI then POSTs /resize
+        for _ in range(50):  # until the resize has landed (asynchronous to our typing)
+            term.send(b"stty size\r")
+            if term.expect(rb"(\d+ \d+)\r\n").group(1) == b"40 120":
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the terminal size never became 40 120")
         term.send(b"\x10\x11")  # ctrl-p ctrl-q: the daemon ends the attach, the CLI exits
         assert term.close() == 0
     finally:

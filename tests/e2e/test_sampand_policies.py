@@ -146,4 +146,10 @@ def test_auto_remove(sampand: Sampand) -> None:
     refused = sampand.docker("run", "-d", "--rm", "--restart", "always", "--network", "none",
                              "busybox", "true")
     assert refused.returncode != 0
-    assert b"conflicting options" in refused.stderr.lower() or b"AutoRemove" in refused.stderr
+    assert b"conflicting options" in refused.stderr.lower()
+    # ... by the daemon too (the CLI checks it first)
+    body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {
+        "NetworkMode": "none", "AutoRemove": True, "RestartPolicy": {"Name": "always"}}}
+    status, reply = sampand.request("POST", "/containers/create", json.dumps(body),
+                                    {"Content-Type": "application/json"})
+    assert status == 400, reply

@@ -48,6 +48,7 @@ from sampan.api.http import (
 from sampan.api.routers.containers import ContainersBackend
 from sampan.api.routers.exec import ExecBackend
 from sampan.api.routers.images import ImagesBackend
+from sampan.api.routers.networks import NetworksBackend
 from sampan.api.routers.system import SystemBackend
 from sampan.api.routes import RouteTable
 from sampan.api.version import API_VERSION, check_version, format_version, parse_version
@@ -69,6 +70,7 @@ class Backends:
     containers: ContainersBackend
     exec: ExecBackend
     images: ImagesBackend
+    networks: NetworksBackend | None = None  # None: no /networks routes
 
 
 def common_headers() -> list[tuple[str, str]]:

@@ -23,11 +23,13 @@ from typing import Any, cast
 from sampan import errdefs
 from sampan.api.server import Backends, serve
 from sampan.api.types import OutputStream
+from sampan.cmd.network_wiring import network_service
 from sampan.daemon.containers import ContainerService
 from sampan.daemon.events import EventBus
 from sampan.daemon.execs import ExecService
 from sampan.daemon.health import HealthMonitor
 from sampan.daemon.images import ImageService
+from sampan.daemon.networks import NetworkConfig
 from sampan.daemon.paths import DaemonPaths
 from sampan.daemon.rootfs import RootfsMounter
 from sampan.daemon.spec import build_container_spec
@@ -56,6 +58,9 @@ class Options:
     pidfile: str = ""
     log_level: str = "info"
     default_runtime: str = "sampan-runc"
+    bridge: str = "sampan0"
+    bip: str = ""
+    firewall_table: str = "sampan"
     runtimes: dict[str, str] = field(default_factory=dict)
     insecure_tcp: bool = False
     tls: dict[str, str] = field(default_factory=dict)
@@ -79,6 +84,12 @@ def parse_args(argv: list[str]) -> Options:
     parser.add_argument("--tlscacert")
     parser.add_argument("--tlscert")
     parser.add_argument("--tlskey")
+    parser.add_argument("-b", "--bridge", help="the default bridge's device name "
+                        "(default sampan0; none: containers without --network get lo only)")
+    parser.add_argument("--bip", help="the default bridge's address and prefix, e.g. "
+                        "172.29.0.1/16 (default: a free private subnet)")
+    parser.add_argument("--firewall-table", help="name of the nftables tables sampand owns "
+                        "(default sampan)")
     parser.add_argument("--insecure-tcp", action="store_true",
                         help="allow tcp:// without TLS (anyone who reaches it is root)")
     args = parser.parse_args(argv)
@@ -107,6 +118,9 @@ def parse_args(argv: list[str]) -> Options:
             parser.error(f"--add-runtime wants NAME=PATH, got {item!r}")
         options.runtimes[name] = path
     options.insecure_tcp = args.insecure_tcp
+    options.bridge = args.bridge or options.bridge
+    options.bip = args.bip or options.bip
+    options.firewall_table = args.firewall_table or options.firewall_table
     for key in ("tlscacert", "tlscert", "tlskey"):
         if getattr(args, key):
             options.tls[key] = getattr(args, key)
@@ -126,6 +140,8 @@ def apply_daemon_json(options: Options, config: dict[str, Any]) -> None:
     if config.get("debug"):
         options.log_level = "debug"
     options.default_runtime = config.get("default-runtime", options.default_runtime)
+    options.bridge = config.get("bridge", options.bridge)
+    options.bip = config.get("bip", options.bip)
     for name, runtime in (config.get("runtimes") or {}).items():
         options.runtimes[name] = runtime["path"] if isinstance(runtime, dict) else str(runtime)
 
@@ -207,10 +223,13 @@ async def run(options: Options) -> int:
     store = ContainerStore(paths.state_db)
     events = EventBus()
     supervisor = await SupervisorClient.connect(paths.exec_root)
+    networks = network_service(paths.data_root, paths.exec_root, NetworkConfig(
+        bridge=options.bridge, bip=options.bip, table=options.firewall_table))
     containers = ContainersBackend(
         paths=paths, store=store, images=image_store, layers=layers, supervisor=supervisor,
         events=events, mounter=RootfsMounter(calls), build_spec=build_container_spec,
-        runtimes=runtimes, default_runtime=options.default_runtime)
+        runtimes=runtimes, default_runtime=options.default_runtime, networking=networks)
+    networks.bind_containers(containers)
     execs = ExecService(paths=paths, containers=containers, supervisor=supervisor)
     health = HealthMonitor(containers=containers, execs=execs)
     health.attach()
@@ -218,8 +237,11 @@ async def run(options: Options) -> int:
     system = SystemService(paths=paths, containers=containers, images=images, events=events,
                            runtimes=runtimes, default_runtime=options.default_runtime,
                            driver=layers.driver_name, daemon_id=daemon_id(paths.data_root))
+    await networks.load()
     await containers.restore()
-    backends = Backends(system=system, containers=containers, exec=execs, images=images)
+    await networks.restore()
+    backends = Backends(system=system, containers=containers, exec=execs, images=images,
+                        networks=networks)
     sockets = [p for p in (unix_socket_path(h) for h in options.hosts) if p]
     tcp_hosts = [h for h in options.hosts if h.startswith("tcp://")]
     if tcp_hosts:
@@ -248,6 +270,8 @@ async def run(options: Options) -> int:
             with contextlib.suppress(asyncio.CancelledError, errdefs.SampanError):
                 await task
         health.stop_all()
+        await containers.finish_background()
+        await networks.close()
         await supervisor.close()
         store.close()
         image_store.close()

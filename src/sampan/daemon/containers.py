@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -21,7 +22,7 @@ import shlex
 import shutil
 import signal as _signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -91,6 +92,20 @@ class LayerAccess(Protocol):
     def export_rw(self, container_id: str) -> BinaryIO: ...
 
 
+class ContainerNetworking(Protocol):
+    """What containers need from the network service (``daemon.networks.NetworkService``)."""
+
+    def check_create(self, host_config: dict[str, Any],
+                     networking_config: dict[str, Any]) -> None: ...
+    def record_create(self, container_id: str, host_config: dict[str, Any],
+                      networking_config: dict[str, Any]) -> None: ...
+    def forget(self, container_id: str) -> None: ...
+    async def setup(self, container: Container) -> None: ...
+    async def teardown(self, container_id: str) -> None: ...
+    def settings(self, container: Container) -> dict[str, Any]: ...
+    def summary(self, container: Container) -> tuple[list[dict[str, Any]], dict[str, Any]]: ...
+
+
 BuildSpec = Callable[[Container, str, DaemonPaths], dict[str, Any]]
 """(container, rootfs path, paths) -> OCI config.json (the supervisor's exec driver)."""
 
@@ -104,6 +119,9 @@ class _Live:
     removal_waiters: list[asyncio.Future[dict[str, Any]]] = field(default_factory=list)
     pending_attach: list[tuple[ProcessAttach, bool, bool]] = field(default_factory=list)
     restart_task: asyncio.Task[None] | None = None
+    # after an exit, in the background: the runtime's delete of the task, the root's unmount
+    deleting: asyncio.Task[None] | None = None
+    unmounting: asyncio.Task[None] | None = None
     health_task: asyncio.Task[None] | None = None
     backoff: Backoff = field(default_factory=Backoff)
     exec_ids: list[str] = field(default_factory=list)
@@ -132,8 +150,10 @@ class ContainerService:
         runtimes: dict[str, str],
         default_runtime: str,
         cgroups: CgroupStats | None = None,
+        networking: ContainerNetworking | None = None,
     ) -> None:
         self._cgroups = cgroups or CgroupStats()
+        self._networking = networking
         self._paths = paths
         self._store = store
         self._images = images
@@ -145,6 +165,7 @@ class ContainerService:
         self._runtimes = runtimes
         self._default_runtime = default_runtime
         self._containers: dict[str, Container] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self._live: dict[str, _Live] = {}
         self._rng = random.Random()
         self.on_exec_exit: Callable[[dict[str, Any]], Awaitable[None]] | None = None
@@ -214,6 +235,8 @@ class ContainerService:
         if not isinstance(image_ref, str) or not image_ref:
             raise errdefs.InvalidParameter("config.Image must be a non-empty string")
         hc = check_host_config(host_config, self._runtimes, self._default_runtime)
+        if self._networking is not None:
+            self._networking.check_create(hc, networking_config)
         stored_name = normalize_name(name) if name else ""
         try:
             image_id = await asyncio.to_thread(self._images.resolve, image_ref)
@@ -259,6 +282,8 @@ class ContainerService:
             shutil.rmtree(files_dir, ignore_errors=True)
             raise
         self._containers[container_id] = container
+        if self._networking is not None:
+            self._networking.record_create(container_id, hc, networking_config)
         self.publish(container, "create")
         return {"Id": container_id, "Warnings": []}
 
@@ -294,13 +319,17 @@ class ContainerService:
             await self._start_locked(container)
 
     async def _start_locked(self, container: Container) -> None:
+        await self._released(container.id)
         live = self.live(container.id)
         bundle = self._paths.bundle(container.id)
         rootfs = self._paths.rootfs(container.id)
+        times = [time.perf_counter()]  # for the debug log: prepare, create, start
         try:
             mounts: list[MountSpec] = await asyncio.to_thread(
                 self._layers.rw_mounts, container.id)
             await asyncio.to_thread(self._mounter.mount, mounts, rootfs)
+            if self._networking is not None:
+                await self._networking.setup(container)
             spec = self._build_spec(container, rootfs, self._paths)
             await asyncio.to_thread(_write_json, os.path.join(bundle, "config.json"), spec)
             log_config = container.host_config["LogConfig"]
@@ -308,6 +337,7 @@ class ContainerService:
             log_path = self._paths.log_path(container.id)
             if log_config["Type"] == "none":
                 log_path = ""
+            times.append(time.perf_counter())
             pid = await self._supervisor.create(
                 container.id, bundle, runtime=self._runtimes[container.runtime],
                 runtime_root=self._paths.runtime_root(container.runtime),
@@ -328,6 +358,7 @@ class ContainerService:
             status=RUNNING, pid=pid, started_at=time.time_ns(),
             health=HealthState() if self._has_healthcheck(container) else None)
         self.save(container)
+        times.append(time.perf_counter())
         try:
             await self._supervisor.start(container.id)
         except errdefs.SampanError as exc:
@@ -335,6 +366,9 @@ class ContainerService:
                 await self._supervisor.delete(container.id)
             await self._fail_start(container, exc)
             raise errdefs.System(f"cannot start container {container.id}: {exc}") from exc
+        times.append(time.perf_counter())
+        log.debug("started %s: prepare %.1f ms, create %.1f ms, start %.1f ms",
+                  container.id[:12], *((b - a) * 1000 for a, b in itertools.pairwise(times)))
         self.publish(container, "start")
         if self.on_started is not None:
             self.on_started(container)
@@ -345,6 +379,7 @@ class ContainerService:
 
     async def _fail_start(self, container: Container, error: BaseException) -> None:
         message = str(error)
+        await self._release_network(container.id)
         with contextlib.suppress(OSError):
             await asyncio.to_thread(self._mounter.unmount, self._paths.rootfs(container.id))
         container.state.status = CREATED if container.state.started_at == 0 else EXITED
@@ -405,6 +440,8 @@ class ContainerService:
                           oom_killed: bool) -> None:
         if container.state.status not in (RUNNING, PAUSED):
             return
+        log.debug("exit of %s seen %.1f ms after it happened", container.id[:12],
+                  (time.time_ns() - exited_at) / 1e6)
         live = self.live(container.id)
         ran_for = (exited_at - container.state.started_at) / 1e9
         container.state.status = EXITED
@@ -416,7 +453,11 @@ class ContainerService:
             live.health_task.cancel()
             live.health_task = None
         self.save(container)
-        await self._release_task(container)
+        # The runtime's delete and the unmount run in the background: waiters (``docker
+        # stop``, ``docker wait``) answer now; anything that reuses or removes the container
+        # (start, restart, delete) waits for them first (``_released``).
+        live.deleting = self._in_background(self._delete_runtime_task(container.id))
+        live.unmounting = self._in_background(self._unmount_root(container.id))
         if oom_killed:
             self.publish(container, "oom")
         self.publish(container, "die", exitCode=str(exit_code))
@@ -441,23 +482,65 @@ class ContainerService:
             except errdefs.SampanError:
                 log.exception("auto-removing %s", container.id)
 
+    async def _released(self, container_id: str, *, runtime: bool = True) -> None:
+        """Wait for the unmount (and, with ``runtime``, the runtime's delete) that follow an
+        exit, if they are under way."""
+        live = self.live(container_id)
+        for task in (live.unmounting, live.deleting if runtime else None):
+            if task is not None and not task.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(task)
+
     async def _release_task(self, container: Container) -> None:
-        """After an exit: forget the task in the supervisor (runtime delete) and unmount the
-        root, both at once (independent: the container's processes are gone; the runtime
-        delete is a process start, the unmount a syscall in a worker thread)."""
+        """Forget the task in the supervisor (runtime delete) and unmount the root, both at
+        once (independent: the container's processes are gone; the runtime delete is a
+        process start, the unmount a syscall in a worker thread)."""
+        await asyncio.gather(self._delete_runtime_task(container.id),
+                             self._unmount_root(container.id))
 
-        async def delete_task() -> None:
-            with contextlib.suppress(errdefs.SampanError):
-                await self._supervisor.delete(container.id)
+    async def _delete_runtime_task(self, container_id: str) -> None:
+        started = time.perf_counter()
+        with contextlib.suppress(errdefs.SampanError):
+            await self._supervisor.delete(container_id)
+        log.debug("runtime delete of %s took %.1f ms", container_id[:12],
+                  (time.perf_counter() - started) * 1000)
 
-        async def unmount_root() -> None:
-            try:
-                await asyncio.to_thread(self._mounter.unmount,
-                                        self._paths.rootfs(container.id))
-            except OSError:
-                log.exception("unmounting the root of %s", container.id)
+    async def _unmount_root(self, container_id: str) -> None:
+        try:
+            await asyncio.to_thread(self._mounter.unmount, self._paths.rootfs(container_id))
+        except OSError:
+            log.exception("unmounting the root of %s", container_id)
+        await self._release_network(container_id)
 
-        await asyncio.gather(delete_task(), unmount_root())
+    async def _release_network(self, container_id: str) -> None:
+        if self._networking is None:
+            return
+        try:
+            await self._networking.teardown(container_id)
+        except (OSError, errdefs.SampanError):
+            log.exception("releasing the network of %s", container_id)
+
+    async def _finish_removal(self, container_id: str, deleting: asyncio.Task[None] | None,
+                              ) -> None:
+        """After a container's record is gone: the runtime's delete of its task (it writes
+        its log in the bundle), then the bundle directory. A crash before the end leaves a
+        task of no container: ``_reconcile`` deletes it and its bundle."""
+        if deleting is not None:
+            with contextlib.suppress(Exception):
+                await deleting
+        await self._delete_runtime_task(container_id)
+        await asyncio.to_thread(shutil.rmtree, self._paths.bundle(container_id), True)
+
+    async def finish_background(self, timeout: float = 10) -> None:
+        """Let the removals still under way finish (daemon shutdown)."""
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=timeout)
+
+    def _in_background(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     async def _restart_later(self, container: Container, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -657,13 +740,16 @@ class ContainerService:
                 return
             container.state.status = REMOVING
             self.save(container)
-            await self._release_task(container)
+            await self._released(container.id, runtime=False)
+            await self._unmount_root(container.id)
             await asyncio.gather(
                 self._remove_rw(container.id),
-                asyncio.to_thread(shutil.rmtree, self._paths.container_dir(container.id), True),
-                asyncio.to_thread(shutil.rmtree, self._paths.bundle(container.id), True))
+                asyncio.to_thread(shutil.rmtree, self._paths.container_dir(container.id), True))
             self._store.delete(container.id)
+            if self._networking is not None:
+                self._networking.forget(container.id)
             del self._containers[container.id]
+            self._in_background(self._finish_removal(container.id, live.deleting))
         self._live.pop(container.id, None)
         for attacher, _, _ in live.pending_attach:
             attacher.end()
@@ -717,8 +803,11 @@ class ContainerService:
     async def container_inspect(self, ref: str, *, size: bool) -> dict[str, Any]:
         container = self.get(ref)
         sizes = await self._sizes(container) if size else None
-        return inspect_json(container, self._paths.container_files(container.id),
-                            list(self.live(container.id).exec_ids), {}, sizes)
+        result = inspect_json(container, self._paths.container_files(container.id),
+                              list(self.live(container.id).exec_ids), {}, sizes)
+        if self._networking is not None:
+            result["NetworkSettings"] = self._networking.settings(container)
+        return result
 
     async def containers_list(self, *, all: bool, limit: int | None, size: bool,
                    filters: dict[str, list[str]]) -> list[dict[str, Any]]:
@@ -735,7 +824,11 @@ class ContainerService:
         result = []
         for container in chosen:
             sizes = await self._sizes(container) if size else None
-            result.append(summary_json(container, now, sizes))
+            summary = summary_json(container, now, sizes)
+            if self._networking is not None:
+                summary["Ports"], summary["NetworkSettings"]["Networks"] = (
+                    self._networking.summary(container))
+            result.append(summary)
         return result
 
     def _image_matches(self, container: Container, ref: str) -> bool:
@@ -900,6 +993,7 @@ class ContainerService:
         for task_id in set(tasks) - set(self._containers):
             # A task whose container is gone (sampand died while removing it): forget it.
             await self._discard_task(task_id)
+            await asyncio.to_thread(shutil.rmtree, self._paths.bundle(task_id), True)
         for container in list(self._containers.values()):
             status = container.state.status
             if status == REMOVING:

@@ -51,6 +51,16 @@ def seccomp_profile(host_config: dict[str, Any]) -> dict[str, Any] | None:
     return resolve_docker_profile(profile, capabilities)
 
 
+def network_namespace(container: Container, paths: DaemonPaths) -> dict[str, str]:
+    """The network namespace the network service made for the container (a file under
+    ``<exec-root>/netns``), to be joined by the runtime; none for host and none modes."""
+    mode = str(container.host_config.get("NetworkMode") or "")
+    path = os.path.join(paths.exec_root, "netns", container.id)
+    if mode in ("host", "none") or not os.path.exists(path):
+        return {}
+    return {"network": path}
+
+
 def build_container_spec(container: Container, rootfs: str, paths: DaemonPaths
                          ) -> dict[str, Any]:
     spec_input = ContainerSpecInput(
@@ -62,5 +72,6 @@ def build_container_spec(container: Container, rootfs: str, paths: DaemonPaths
         seccomp=seccomp_profile(container.host_config),
         passwd=_read(os.path.join(rootfs, "etc/passwd")),
         group=_read(os.path.join(rootfs, "etc/group")),
+        namespace_paths=network_namespace(container, paths),
     )
     return build_spec(spec_input)

@@ -282,7 +282,8 @@ def _namespaces(modes: Mapping[str, str],
             result.append({"type": "mount"})
         elif mode == "host":
             continue
-        elif mode.startswith("container:") or (kind == "network" and mode.startswith("ns:")):
+        elif mode.startswith("container:") or (kind == "network" and (
+                mode.startswith("ns:") or (kind in paths and mode != "none"))):
             if kind not in paths:
                 raise errdefs.InvalidParameter(f"{kind} mode {mode!r}: no namespace path given")
             result.append({"type": kind, "path": paths[kind]})

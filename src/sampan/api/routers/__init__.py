@@ -28,13 +28,14 @@ async def _no_plugins(request: Request) -> Response:
 
 def build_routes(backends: Backends) -> list[Route]:
     """Every route the server knows, in match order."""
-    from sampan.api.routers import containers, exec, images, system
+    from sampan.api.routers import containers, exec, images, networks, system
 
     table = [
         *system.routes(backends.system),
         *containers.routes(backends.containers),
         *exec.routes(backends.exec),
         *images.routes(backends.images),
+        *(networks.routes(backends.networks) if backends.networks is not None else []),
         Route("GET", "/plugins", _no_plugins),
     ]
     for prefix in _SWARM_PREFIXES:

@@ -5,9 +5,10 @@ history, inspect, list, prune, disk usage, resolve) and the reference helpers.
 """
 
 from .reference import Reference, familiar, parse_normalized, parse_tagged
-from .store import ImageStore, chain_id_of
+from .store import ExternalLayer, ImageStore, chain_id_of
 
 __all__ = [
+    "ExternalLayer",
     "ImageStore",
     "Reference",
     "chain_id_of",

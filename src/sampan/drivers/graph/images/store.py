@@ -95,6 +95,16 @@ class _LayerFeed:
     private_file: bool = False
 
 
+@dataclass(frozen=True)
+class ExternalLayer:
+    """A layer :meth:`ImageStore.add_image` takes from outside: how to open its (possibly
+    compressed) bytes, its diff id and, when known, the digest of those bytes."""
+
+    open: Callable[[], BinaryIO]
+    diff_id: str
+    blob_digest: str | None = None
+
+
 @dataclass
 class _Prepared:
     image_id: str
@@ -560,6 +570,43 @@ class ImageStore:
             )
             for source in image.layers
         ]
+
+    # ----------------------------------------------------------------- add (registry pull)
+
+    def add_image(
+        self,
+        config_bytes: bytes,
+        layers: Sequence[ExternalLayer],
+        *,
+        manifest_bytes: bytes | None = None,
+        tags: Sequence[str] = (),
+    ) -> str:
+        """Add an image whose layers come from outside (a registry pull); all or nothing.
+
+        ``layers`` bottom to top, one per ``rootfs.diff_ids`` entry. A layer whose chain
+        already exists is reused without calling its ``open``; the others are opened in order,
+        decompressed, unpacked and checked against ``blob_digest`` and ``diff_id``. ``tags``
+        (``name:tag``) point at the image once it exists. Returns the image ID.
+        """
+        config = parse_config(config_bytes, "image config")
+        diff_ids = config["rootfs"]["diff_ids"]
+        if [layer.diff_id for layer in layers] != diff_ids:
+            raise errdefs.InvalidParameter(
+                "image layers do not match the diff_ids of the image config"
+            )
+        planned = PlannedImage(
+            config_bytes, config, [], [parse_tagged(tag) for tag in tags], manifest_bytes
+        )
+        feeds = [
+            _LayerFeed(
+                open=layer.open,
+                diff_id=layer.diff_id,
+                blob_digest=layer.blob_digest,
+                label=f"layer {layer.blob_digest or layer.diff_id}",
+            )
+            for layer in layers
+        ]
+        return self._create([(planned, feeds)])[0]
 
     # ----------------------------------------------------------------- import, commit
 

@@ -1,0 +1,73 @@
+"""The bridge driver: turns network and endpoint records into plans and has them applied,
+and keeps the firewall in step with the networks and published ports."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from sampan.drivers.network.executor import Executor
+from sampan.drivers.network.firewall import DockerUserRules, NftFirewall, render_ruleset
+from sampan.drivers.network.model import Endpoint, Network, PortMapping
+from sampan.drivers.network.plan import (
+    plan_bridge,
+    plan_bridge_removal,
+    plan_endpoint,
+    plan_endpoint_removal,
+)
+
+IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
+
+
+class BridgeDriver:
+    def __init__(self, executor: Executor, firewall: NftFirewall, docker_user: DockerUserRules,
+                 table: str, ip_forward_path: str = IP_FORWARD) -> None:
+        self._executor = executor
+        self._firewall = firewall
+        self._docker_user = docker_user
+        self.table = table
+        self._ip_forward_path = ip_forward_path
+
+    def create(self, network: Network) -> None:
+        self._executor.apply(plan_bridge(network))
+        if network.masquerade and not network.internal:
+            self._enable_forwarding()
+
+    def _enable_forwarding(self) -> None:
+        """Outbound traffic is routed from the bridge to the host's interfaces: like
+        dockerd, turn IPv4 forwarding on when it is off (never off again: others may rely
+        on it)."""
+        try:
+            with open(self._ip_forward_path) as handle:
+                if handle.read().strip() == "1":
+                    return
+            with open(self._ip_forward_path, "w") as handle:
+                handle.write("1")
+        except OSError:
+            pass
+
+    def remove(self, network: Network) -> None:
+        self._executor.apply(plan_bridge_removal(network))
+
+    def join(self, network: Network, endpoint: Endpoint, netns: str) -> None:
+        self._executor.apply(plan_endpoint(network, endpoint, netns))
+
+    def leave(self, endpoint: Endpoint) -> None:
+        self._executor.apply(plan_endpoint_removal(endpoint))
+
+    def sync_firewall(self, networks: Sequence[Network], ports: Sequence[PortMapping],
+                      endpoints: Sequence[Endpoint] = ()) -> None:
+        """Replace the engine's tables with the rules for ``networks``, ``ports`` and the
+        bridge ports of ``endpoints``."""
+        bridged = [n for n in networks if n.bridge and n.subnet and bridge_exists(n.bridge)]
+        by_id = {n.id: n.bridge for n in bridged}
+        members: dict[str, list[str]] = {}
+        for endpoint in endpoints:
+            if endpoint.network_id in by_id and endpoint.host_ifname:
+                members.setdefault(by_id[endpoint.network_id], []).append(endpoint.host_ifname)
+        self._firewall.apply(render_ruleset(bridged, ports, self.table, members))
+        self._docker_user.sync([n.bridge for n in bridged])
+
+
+def bridge_exists(name: str) -> bool:
+    return os.path.exists(os.path.join("/sys/class/net", name))
