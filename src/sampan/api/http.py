@@ -201,6 +201,7 @@ class StreamResponse:
     content_type: str | None = "application/json"
     status: int = 200
     on_error: Callable[[BaseException], bytes | None] | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass

@@ -45,12 +45,15 @@ from sampan.api.http import (
     StreamResponse,
     json_line,
 )
+from sampan.api.routers.archive import ArchiveBackend
 from sampan.api.routers.containers import ContainersBackend
 from sampan.api.routers.exec import ExecBackend
 from sampan.api.routers.images import ImagesBackend
 from sampan.api.routers.networks import NetworksBackend
 from sampan.api.routers.system import SystemBackend
+from sampan.api.routers.volumes import VolumesBackend
 from sampan.api.routes import RouteTable
+from sampan.api.tls import serve_tls
 from sampan.api.version import API_VERSION, check_version, format_version, parse_version
 
 log = logging.getLogger("sampan.api")
@@ -71,6 +74,8 @@ class Backends:
     exec: ExecBackend
     images: ImagesBackend
     networks: NetworksBackend | None = None  # None: no /networks routes
+    volumes: VolumesBackend | None = None  # None: no /volumes routes
+    archive: ArchiveBackend | None = None  # None: no /containers/{id}/archive routes
 
 
 def common_headers() -> list[tuple[str, str]]:
@@ -153,10 +158,28 @@ async def serve(
         )
         os.chmod(socket_path, socket_mode)
     if tcp is not None:
+        handler = on_connect
+        if ssl_context is not None:
+            context = ssl_context
+
+            async def on_tls_connect(
+                reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+            ) -> None:
+                task = asyncio.current_task()
+                if task is not None and holder:
+                    holder[0].track(task)
+                with contextlib.suppress(asyncio.CancelledError):  # server closing
+                    await serve_tls(
+                        reader,
+                        writer,
+                        context,
+                        lambda r, w: _Connection(r, w, table).run(),
+                        limit=MAX_HEADER_BYTES,
+                    )
+
+            handler = on_tls_connect  # TLS terminated in tls.py (half-close works)
         servers.append(
-            await asyncio.start_server(
-                on_connect, tcp[0], tcp[1], ssl=ssl_context, limit=MAX_HEADER_BYTES
-            )
+            await asyncio.start_server(handler, tcp[0], tcp[1], limit=MAX_HEADER_BYTES)
         )
     server = Server(servers, table)
     holder.append(server)
@@ -383,7 +406,7 @@ class _Connection:
             await self._hijack(response, version)
 
     async def _stream(self, response: StreamResponse, head: bool) -> None:
-        headers = []
+        headers = list(response.headers)
         if response.content_type is not None:
             headers.append(("Content-Type", response.content_type))
         await self._send(

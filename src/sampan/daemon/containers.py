@@ -76,6 +76,7 @@ class ImageLookup(Protocol):
     def resolve(self, name: str) -> str: ...
     def config(self, image_id: str) -> dict[str, Any]: ...
     def top_chain_id(self, image_id: str) -> str | None: ...
+    def inspect(self, name: str) -> dict[str, Any]: ...
 
 
 class LayerAccess(Protocol):
@@ -104,6 +105,16 @@ class ContainerNetworking(Protocol):
     async def teardown(self, container_id: str) -> None: ...
     def settings(self, container: Container) -> dict[str, Any]: ...
     def summary(self, container: Container) -> tuple[list[dict[str, Any]], dict[str, Any]]: ...
+
+
+class ContainerVolumes(Protocol):
+    """What containers need from the volume service (``daemon.volumes.VolumeService``)."""
+
+    async def create_mounts(self, container_id: str, config: dict[str, Any],
+                            host_config: dict[str, Any]) -> list[dict[str, Any]]: ...
+    async def setup_mounts(self, container: Container, rootfs: str) -> None: ...
+    async def release_mounts(self, container: Container) -> None: ...
+    async def remove_mounts(self, container: Container, remove_anonymous: bool) -> None: ...
 
 
 BuildSpec = Callable[[Container, str, DaemonPaths], dict[str, Any]]
@@ -151,7 +162,11 @@ class ContainerService:
         default_runtime: str,
         cgroups: CgroupStats | None = None,
         networking: ContainerNetworking | None = None,
+        volumes: ContainerVolumes | None = None,
+        default_log: dict[str, Any] | None = None,
     ) -> None:
+        self._volumes = volumes
+        self._default_log = default_log  # daemon.json log-driver / log-opts
         self._cgroups = cgroups or CgroupStats()
         self._networking = networking
         self._paths = paths
@@ -202,6 +217,14 @@ class ContainerService:
     def live(self, container_id: str) -> _Live:
         return self._live.setdefault(container_id, _Live())
 
+    def lock_of(self, container_id: str) -> asyncio.Lock:
+        """The lock held by whatever changes the container (start, stop, remove...)."""
+        return self.live(container_id).lock
+
+    async def wait_released(self, container_id: str) -> None:
+        """Wait for the unmount and runtime delete that follow an exit, if under way."""
+        await self._released(container_id)
+
     def is_running(self, container_id: str) -> bool:
         container = self._containers.get(container_id)
         return container is not None and container.state.status in (RUNNING, PAUSED)
@@ -234,7 +257,8 @@ class ContainerService:
         image_ref = config.get("Image") or ""
         if not isinstance(image_ref, str) or not image_ref:
             raise errdefs.InvalidParameter("config.Image must be a non-empty string")
-        hc = check_host_config(host_config, self._runtimes, self._default_runtime)
+        hc = check_host_config(host_config, self._runtimes, self._default_runtime,
+                               self._default_log)
         if self._networking is not None:
             self._networking.check_create(hc, networking_config)
         stored_name = normalize_name(name) if name else ""
@@ -273,11 +297,16 @@ class ContainerService:
         await asyncio.to_thread(
             write_host_files, files_dir, merged["Hostname"], merged.get("Domainname") or "",
             hc["NetworkMode"])
+        if self._volumes is not None:
+            container.mount_points = await self._volumes.create_mounts(
+                container_id, merged, hc)
         top = await asyncio.to_thread(self._images.top_chain_id, image_id)
         await asyncio.to_thread(self._layers.create_rw, container_id, top)
         try:
             self._insert_with_name(container, explicit=bool(name))
         except BaseException:
+            if self._volumes is not None:
+                await self._volumes.remove_mounts(container, True)
             await asyncio.to_thread(self._layers.remove_rw, container_id)
             shutil.rmtree(files_dir, ignore_errors=True)
             raise
@@ -316,7 +345,18 @@ class ContainerService:
         async with live.lock:
             lifecycle.check_start(container)
             container.manually_stopped = False
-            await self._start_locked(container)
+            failure: errdefs.SampanError | None = None
+            try:
+                await self._start_locked(container)
+            except errdefs.SampanError as exc:
+                failure = exc
+        if failure is not None:
+            # Docker removes an AutoRemove container whose start failed (``docker run --rm``
+            # waits for that removal before it reports the error)
+            if container.host_config.get("AutoRemove"):
+                with contextlib.suppress(errdefs.SampanError):
+                    await self.container_delete(container.id, force=True, volumes=True)
+            raise failure
 
     async def _start_locked(self, container: Container) -> None:
         await self._released(container.id)
@@ -328,6 +368,8 @@ class ContainerService:
             mounts: list[MountSpec] = await asyncio.to_thread(
                 self._layers.rw_mounts, container.id)
             await asyncio.to_thread(self._mounter.mount, mounts, rootfs)
+            if self._volumes is not None:
+                await self._volumes.setup_mounts(container, rootfs)
             if self._networking is not None:
                 await self._networking.setup(container)
             spec = self._build_spec(container, rootfs, self._paths)
@@ -382,6 +424,8 @@ class ContainerService:
         await self._release_network(container.id)
         with contextlib.suppress(OSError):
             await asyncio.to_thread(self._mounter.unmount, self._paths.rootfs(container.id))
+        if self._volumes is not None:
+            await self._volumes.release_mounts(container)
         container.state.status = CREATED if container.state.started_at == 0 else EXITED
         container.state.pid = 0
         container.state.error = message
@@ -510,6 +554,9 @@ class ContainerService:
             await asyncio.to_thread(self._mounter.unmount, self._paths.rootfs(container_id))
         except OSError:
             log.exception("unmounting the root of %s", container_id)
+        container = self._containers.get(container_id)
+        if self._volumes is not None and container is not None:
+            await self._volumes.release_mounts(container)
         await self._release_network(container_id)
 
     async def _release_network(self, container_id: str) -> None:
@@ -749,6 +796,8 @@ class ContainerService:
             if self._networking is not None:
                 self._networking.forget(container.id)
             del self._containers[container.id]
+            if self._volumes is not None:
+                await self._volumes.remove_mounts(container, volumes)
             self._in_background(self._finish_removal(container.id, live.deleting))
         self._live.pop(container.id, None)
         for attacher, _, _ in live.pending_attach:
@@ -798,7 +847,11 @@ class ContainerService:
             rw = await asyncio.to_thread(self._layers.rw_size, container.id)
         except errdefs.NotFound:
             rw = 0
-        return rw, rw
+        try:  # SizeRootFs: the whole filesystem, the image's layers under the rw layer
+            image = await asyncio.to_thread(self._images.inspect, container.image_id)
+        except errdefs.NotFound:
+            image = {}
+        return rw, rw + int(image.get("Size") or 0)
 
     async def container_inspect(self, ref: str, *, size: bool) -> dict[str, Any]:
         container = self.get(ref)
@@ -853,10 +906,11 @@ class ContainerService:
         if tail is not None and tail < 0:
             tail = None
         # Float seconds cannot carry nanoseconds (the CLI sends ``since=<s>.<ns>`` copied
-        # from ``logs -t``): widen both bounds to the microsecond so they stay inclusive.
+        # from ``logs -t``; a double holds today's epoch seconds to about 0.12 us): widen
+        # both bounds by a microsecond past that error so they stay inclusive.
         query = LogQuery(stdout=stdout, stderr=stderr,
-                         since_ns=math.floor(since * 1e6) * 1000 if since else 0,
-                         until_ns=math.ceil(until * 1e6) * 1000 if until else 0,
+                         since_ns=(math.floor(since * 1e6) - 1) * 1000 if since else 0,
+                         until_ns=(math.ceil(until * 1e6) + 1) * 1000 if until else 0,
                          timestamps=timestamps, tail=tail)
         path = self._paths.log_path(container.id)
         container_id = container.id

@@ -88,8 +88,12 @@ def _non_negative(host_config: dict[str, Any], key: str) -> None:
 
 
 def check_host_config(host_config: dict[str, Any], runtimes: dict[str, str],
-                      default_runtime: str) -> dict[str, Any]:
-    """Validate and fill defaults; returns the HostConfig to store."""
+                      default_runtime: str,
+                      default_log: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Validate and fill defaults; returns the HostConfig to store. ``default_log``: the
+    daemon's ``log-driver`` / ``log-opts`` (``{"Type", "Config"}``): a container without a log
+    driver gets it, and one with the same driver gets the options it does not set itself
+    (Docker's ``mergeAndVerifyLogConfig``)."""
     hc = dict(host_config)
     policy = dict(hc.get("RestartPolicy") or {})
     name = policy.get("Name") or "no"
@@ -130,18 +134,20 @@ def check_host_config(host_config: dict[str, Any], runtimes: dict[str, str],
     if not hc.get("ShmSize"):
         hc["ShmSize"] = DEFAULT_SHM_SIZE
     log_config = dict(hc.get("LogConfig") or {})
-    log_type = log_config.get("Type") or "json-file"
+    daemon_log = default_log or {}
+    log_type = log_config.get("Type") or daemon_log.get("Type") or "json-file"
     if log_type not in LOG_DRIVERS:
         raise errdefs.InvalidParameter(f"logger: no log driver named '{log_type}' is registered")
-    hc["LogConfig"] = {"Type": log_type, "Config": dict(log_config.get("Config") or {})}
+    log_options = dict(log_config.get("Config") or {})
+    if log_type == (daemon_log.get("Type") or "json-file"):
+        log_options = {**dict(daemon_log.get("Config") or {}), **log_options}
+    hc["LogConfig"] = {"Type": log_type, "Config": log_options}
     runtime = hc.get("Runtime") or default_runtime
     if runtime not in runtimes:
         raise errdefs.InvalidParameter(f"unknown or invalid runtime name: {runtime}")
     hc["Runtime"] = runtime
     mode = hc.get("NetworkMode") or "default"
     hc["NetworkMode"] = mode
-    if hc.get("Binds") or hc.get("Mounts"):
-        raise errdefs.NotImplementedFeature("volumes and bind mounts are not supported yet")
     for key in ("IpcMode", "PidMode", "UTSMode", "UsernsMode"):
         value = hc.get(key) or ""
         if value.startswith("container:"):

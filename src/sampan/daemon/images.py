@@ -12,6 +12,7 @@ from typing import Any, BinaryIO, Protocol, cast
 
 from sampan import errdefs
 from sampan.daemon.containers import ContainerService, image_familiar
+from sampan.daemon.distribution import DistributionService
 from sampan.daemon.events import EventBus
 
 CHUNK = 1 << 16
@@ -85,10 +86,11 @@ def _not_found(name: str) -> errdefs.NotFound:
 
 class ImageService:
     def __init__(self, *, store: Images, containers: ContainerService,
-                 events: EventBus) -> None:
+                 events: EventBus, distribution: DistributionService | None = None) -> None:
         self._store = store
         self._containers = containers
         self._events = events
+        self._distribution = distribution
 
     def _publish(self, action: str, image_id: str, name: str) -> None:
         self._events.publish("image", action, image_id, {"name": name})
@@ -262,3 +264,22 @@ class ImageService:
 
     async def count(self) -> int:
         return len(await asyncio.to_thread(self._store.list, None, False, False))
+
+    # Registry operations live in ``daemon.distribution``.
+
+    def _registry(self) -> DistributionService:
+        if self._distribution is None:
+            raise errdefs.NotImplementedFeature("this daemon has no registry access")
+        return self._distribution
+
+    async def image_pull(self, *, from_image: str, tag: str, platform: str,
+                         registry_auth: str | None) -> AsyncIterator[dict[str, Any]]:
+        return await self._registry().image_pull(
+            from_image=from_image, tag=tag, platform=platform, registry_auth=registry_auth)
+
+    async def image_push(self, name: str, *, tag: str,
+                         registry_auth: str | None) -> AsyncIterator[dict[str, Any]]:
+        return await self._registry().image_push(name, tag=tag, registry_auth=registry_auth)
+
+    async def registry_login(self, body: Any) -> dict[str, Any]:
+        return await self._registry().registry_login(body)

@@ -65,6 +65,8 @@ class Container:
     runtime: str = "runc"
     platform: str = "linux"
     driver: str = "overlay2"
+    # Docker's MountPoints (daemon/mounts.py ``MountPoint`` as JSON), made at create
+    mount_points: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def short_id(self) -> str:

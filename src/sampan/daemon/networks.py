@@ -565,6 +565,7 @@ class NetworkService:
             await self._sync_firewall()
         uses_dns = any(self._networks[e.network_id].dns for e in self._endpoints_of(container.id))
         if uses_dns and self._dns is not None:
+            await asyncio.to_thread(self._driver.loopback_up, netns)
             await self._dns.serve(container.id, netns, self._upstreams(container))
         await asyncio.to_thread(self._write_files, container, first, uses_dns)
 

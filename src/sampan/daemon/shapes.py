@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sampan.daemon.model import DEAD, PAUSED, RESTARTING, RUNNING, Container
+from sampan.daemon.mounts import mounts_json
 from sampan.daemon.status import state_word, status_string
 from sampan.daemon.timefmt import rfc3339_nano
 
@@ -89,7 +90,7 @@ def inspect_json(container: Container, paths: dict[str, str], exec_ids: list[str
         "ExecIDs": exec_ids or None,
         "HostConfig": container.host_config,
         "GraphDriver": {"Data": graph_data, "Name": container.driver},
-        "Mounts": [],
+        "Mounts": mounts_json(container.mount_points),
         "Config": container.config,
         "NetworkSettings": network_settings(container, paths),
     }
@@ -120,7 +121,7 @@ def summary_json(container: Container, now_ns: int,
         "Status": status_string(container.state, now_ns),
         "HostConfig": {"NetworkMode": container.host_config.get("NetworkMode") or "default"},
         "NetworkSettings": {"Networks": {network_name(container): _endpoint()}},
-        "Mounts": [],
+        "Mounts": mounts_json(container.mount_points),
     }
     if size is not None:
         result["SizeRw"], result["SizeRootFs"] = size

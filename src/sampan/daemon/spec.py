@@ -9,6 +9,7 @@ from typing import Any
 
 from sampan import errdefs
 from sampan.daemon.model import Container
+from sampan.daemon.mounts import oci_mounts
 from sampan.daemon.paths import DaemonPaths
 from sampan.runtime.seccomp.docker_profile import load_docker_default, resolve_docker_profile
 from sampan.supervisor.bundle import ContainerSpecInput, build_spec, tweak_capabilities
@@ -63,11 +64,15 @@ def network_namespace(container: Container, paths: DaemonPaths) -> dict[str, str
 
 def build_container_spec(container: Container, rootfs: str, paths: DaemonPaths
                          ) -> dict[str, Any]:
+    # Binds and Mounts were resolved into mount points at create (daemon/mounts.py)
+    host_config = {k: v for k, v in container.host_config.items()
+                   if k not in ("Binds", "Mounts")}
     spec_input = ContainerSpecInput(
         id=container.id,
         rootfs=rootfs,
         config=container.config,
-        host_config=container.host_config,
+        host_config=host_config,
+        extra_mounts=oci_mounts(container.mount_points),
         container_dir=paths.container_dir(container.id),
         seccomp=seccomp_profile(container.host_config),
         passwd=_read(os.path.join(rootfs, "etc/passwd")),

@@ -8,7 +8,7 @@ import platform
 import sys
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import sampan
 from sampan import errdefs
@@ -52,6 +52,10 @@ def cgroup_version(root: str = "/sys/fs/cgroup") -> str:
     return "2" if os.path.exists(os.path.join(root, "cgroup.controllers")) else "1"
 
 
+class VolumeUsage(Protocol):
+    async def disk_usage(self) -> list[dict[str, Any]]: ...
+
+
 class SystemService:
     def __init__(self, *, paths: DaemonPaths, containers: ContainerService,
                  images: ImageService, events: EventBus, runtimes: dict[str, str],
@@ -65,6 +69,7 @@ class SystemService:
         self._driver = driver
         self._id = daemon_id
         self.ready = True
+        self.volumes: VolumeUsage | None = None  # set by cmd/sampand.py
 
     async def ping(self) -> None:
         if not self.ready:
@@ -108,7 +113,7 @@ class SystemService:
             "Images": await self._images.count(),
             "Driver": self._driver,
             "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
-            "Plugins": {"Volume": [], "Network": ["host", "null"], "Authorization": None,
+            "Plugins": {"Volume": ["local"], "Network": ["host", "null"], "Authorization": None,
                         "Log": ["json-file", "none"]},
             "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True,
             "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": False,
@@ -176,7 +181,8 @@ class SystemService:
             result["Containers"] = await self._containers.containers_list(
                 all=True, limit=None, size=True, filters={})
         if "volume" in wanted:
-            result["Volumes"] = []
+            result["Volumes"] = (await self.volumes.disk_usage()
+                                 if self.volumes is not None else [])
         if "build-cache" in wanted:
             result["BuildCache"] = []
         return result

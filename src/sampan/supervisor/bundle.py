@@ -44,6 +44,9 @@ class ContainerSpecInput:
     namespace_paths: Mapping[str, str] = field(default_factory=dict)
     cgroup_parent: str = defaults.CGROUP_PARENT
     hooks: Mapping[str, Any] | None = None
+    # OCI mounts the daemon resolved from the container's mount points (volumes, binds,
+    # --mount tmpfs); added to the user mounts parsed from host_config here
+    extra_mounts: Sequence[Mapping[str, Any]] = ()
 
 
 def build_spec(container: ContainerSpecInput) -> dict[str, Any]:
@@ -423,7 +426,7 @@ def _mounts(container: ContainerSpecInput, privileged: bool,
         elif destination == "/dev/shm":
             mount["options"].append(f"size={shm_size}")
         mounts.append(mount)
-    user_mounts = _user_mounts(host)
+    user_mounts = _user_mounts(host) + [copy.deepcopy(dict(m)) for m in container.extra_mounts]
     replaced = {m["destination"] for m in user_mounts}
     mounts = [m for m in mounts if m["destination"] not in replaced]
     if container.container_dir is not None:

@@ -28,7 +28,7 @@ async def _no_plugins(request: Request) -> Response:
 
 def build_routes(backends: Backends) -> list[Route]:
     """Every route the server knows, in match order."""
-    from sampan.api.routers import containers, exec, images, networks, system
+    from sampan.api.routers import archive, containers, exec, images, networks, system, volumes
 
     table = [
         *system.routes(backends.system),
@@ -36,6 +36,8 @@ def build_routes(backends: Backends) -> list[Route]:
         *exec.routes(backends.exec),
         *images.routes(backends.images),
         *(networks.routes(backends.networks) if backends.networks is not None else []),
+        *(volumes.routes(backends.volumes) if backends.volumes is not None else []),
+        *(archive.routes(backends.archive) if backends.archive is not None else []),
         Route("GET", "/plugins", _no_plugins),
     ]
     for prefix in _SWARM_PREFIXES:

@@ -1,6 +1,7 @@
 """Image endpoints under ``/images`` and ``/commit``.
 
-Changes to ``ImagesBackend`` after the first version: (none yet)
+Changes to ``ImagesBackend`` after the first version: ``image_pull``, ``image_push`` and
+``registry_login`` (issue 6, distribution).
 """
 
 from __future__ import annotations
@@ -95,6 +96,28 @@ class ImagesBackend(Protocol):
         InvalidParameter."""
         ...
 
+    async def image_pull(
+        self, *, from_image: str, tag: str, platform: str, registry_auth: str | None
+    ) -> AsyncIterator[JSON]:
+        """``POST /images/create?fromImage=&tag=&platform=``: resolve the manifest first
+        (NotFound "manifest for x:y not found: ...", Forbidden, Unavailable, InvalidParameter
+        come back as statuses), then yield Docker's progress messages. ``registry_auth`` is
+        the raw ``X-Registry-Auth`` header."""
+        ...
+
+    async def image_push(
+        self, name: str, *, tag: str, registry_auth: str | None
+    ) -> AsyncIterator[JSON]:
+        """``POST /images/{name}/push?tag=``: progress messages, ending with the
+        ``<tag>: digest: .. size: ..`` status and ``{"aux": {Tag, Digest, Size}}``. Errors
+        after the first message are raised from the iterator (reported in-band)."""
+        ...
+
+    async def registry_login(self, body: JSON | None) -> JSON:
+        """``POST /auth``: ``{"Status": "Login Succeeded", "IdentityToken": ""}``. Errors:
+        Forbidden (bad credentials), Unavailable (registry unreachable)."""
+        ...
+
 
 # ----------------------------------------------------------------------------- handlers
 
@@ -155,13 +178,13 @@ def routes(backend: ImagesBackend) -> list[Route]:
 
     async def create(request: Request) -> Response:
         if request.query_str("fromImage"):
-            name = request.query_str("fromImage")
-            tag_ = request.query_str("tag")
-            ref = f"{name}:{tag_}" if tag_ and "@" not in name else name
-            raise errdefs.NotFound(
-                f"pull access denied for {ref}: sampan does not pull from registries yet; "
-                "use docker load"
+            messages = await backend.image_pull(
+                from_image=request.query_str("fromImage"),
+                tag=request.query_str("tag"),
+                platform=request.query_str("platform"),
+                registry_auth=request.header("X-Registry-Auth"),
             )
+            return StreamResponse(json_stream(messages), on_error=in_band_error)
         source = request.query_str("fromSrc")
         if not source:
             raise errdefs.InvalidParameter("fromImage or fromSrc is required")
@@ -198,6 +221,17 @@ def routes(backend: ImagesBackend) -> list[Route]:
     async def prune(request: Request) -> Response:
         return JSONResponse(await backend.images_prune(filters=request.filters()))
 
+    async def push(request: Request) -> Response:
+        messages = await backend.image_push(
+            request.params["name"],
+            tag=request.query_str("tag"),
+            registry_auth=request.header("X-Registry-Auth"),
+        )
+        return StreamResponse(json_stream(messages), on_error=in_band_error)
+
+    async def auth(request: Request) -> Response:
+        return JSONResponse(await backend.registry_login(await request.json_body()))
+
     async def search(request: Request) -> Response:
         raise errdefs.NotImplementedFeature(
             "searching registries is not supported by sampan (it has no registry access)"
@@ -214,6 +248,8 @@ def routes(backend: ImagesBackend) -> list[Route]:
         Route("GET", "/images/{name:.*}/json", inspect),
         Route("GET", "/images/{name:.*}/history", history),
         Route("POST", "/images/{name:.*}/tag", tag),
+        Route("POST", "/images/{name:.*}/push", push),
+        Route("POST", "/auth", auth),
         Route("GET", "/images/{name:.*}/get", get_one),
         Route("DELETE", "/images/{name:.*}", delete),
     ]

@@ -3,13 +3,13 @@ and keeps the firewall in step with the networks and published ports."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 from sampan.drivers.network.executor import Executor
 from sampan.drivers.network.firewall import DockerUserRules, NftFirewall, render_ruleset
 from sampan.drivers.network.model import Endpoint, Network, PortMapping
 from sampan.drivers.network.plan import (
+    LinkUp,
     plan_bridge,
     plan_bridge_removal,
     plan_endpoint,
@@ -52,6 +52,11 @@ class BridgeDriver:
     def join(self, network: Network, endpoint: Endpoint, netns: str) -> None:
         self._executor.apply(plan_endpoint(network, endpoint, netns))
 
+    def loopback_up(self, netns: str) -> None:
+        """``lo`` up in ``netns`` (the embedded DNS listens there; CNI plugins may leave it
+        down)."""
+        self._executor.apply([LinkUp("lo", netns)])
+
     def leave(self, endpoint: Endpoint) -> None:
         self._executor.apply(plan_endpoint_removal(endpoint))
 
@@ -70,4 +75,7 @@ class BridgeDriver:
 
 
 def bridge_exists(name: str) -> bool:
-    return os.path.exists(os.path.join("/sys/class/net", name))
+    """Whether the link exists in this process's network namespace (``/proc/self/net`` is
+    per namespace; ``/sys/class/net`` shows the namespace sysfs was mounted in)."""
+    with open("/proc/self/net/dev") as handle:
+        return any(line.split(":", 1)[0].strip() == name for line in handle.readlines()[2:])

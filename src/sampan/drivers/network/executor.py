@@ -29,7 +29,6 @@ from sampan.drivers.network.plan import (
     WriteSysctl,
 )
 
-
 NETLINK_ROUTE = 0
 
 

@@ -28,7 +28,13 @@ from sampan.supervisor.server import oom
 from sampan.supervisor.server.connection import Connection
 from sampan.supervisor.server.jsonlog import JsonLog
 from sampan.supervisor.server.reactor import Reactor
-from sampan.supervisor.server.runtime import RuntimeCall, global_args, spawn
+from sampan.supervisor.server.runtime import (
+    RuntimeCall,
+    default_runtime_path,
+    global_args,
+    spawn,
+)
+from sampan.supervisor.server.standby import StandbyPool, standby_size
 from sampan.supervisor.server.stdio import ProcessIO, set_nonblocking
 from sampan.supervisor.server.tasks import (
     CREATED,
@@ -122,6 +128,9 @@ class Supervisor:
             collections.OrderedDict()
         self.subscribers: set[Connection] = set()
         self.running = True
+        # runtime processes started ahead of need (sampan-runc only): a call then costs its
+        # work, not the interpreter's start-up (see standby.py)
+        self.standby = StandbyPool(spawn, standby_size())
         self._listener: socket.socket | None = None
         self._wakeup_r = -1
         self._ops: dict[str, Callable[[Request], None]] = {
@@ -160,10 +169,14 @@ class Supervisor:
         self.reactor.set_reader(listener.fileno(), self._accept)
 
     def serve_forever(self) -> None:
-        while self.running:
-            self.reactor.run_once()
-            # a SIGCHLD between two selects is in the wakeup pipe; reap each round anyway
-            self.reap()
+        self.standby.fill(default_runtime_path())
+        try:
+            while self.running:
+                self.reactor.run_once()
+                # a SIGCHLD between two selects is in the wakeup pipe; reap each round anyway
+                self.reap()
+        finally:
+            self.standby.close()
 
     def _accept(self) -> None:
         assert self._listener is not None
@@ -263,6 +276,8 @@ class Supervisor:
                 log_error(f"exit of pid {pid}")
 
     def _child_exited(self, pid: int, status: int) -> None:
+        if self.standby.exited(pid):
+            return
         call = self.calls.pop(pid, None)
         if call is not None:
             call.status = status
@@ -347,7 +362,7 @@ class Supervisor:
                 call.capture_fd = read_end
                 stdio = (devnull, write_end, write_end)
             try:
-                call.pid = spawn(argv, *stdio)
+                call.pid = self.standby.run(argv, *stdio) or spawn(argv, *stdio)
             except OSError as error:
                 if call.capture_fd >= 0:
                     os.close(call.capture_fd)
@@ -645,6 +660,14 @@ class Supervisor:
             request.ok()
             return
         args = ["--all"] if request.msg.get("all") else []
+        if not args and task.status == RUNNING and self.processes.get(process.pid) is process:
+            # The init is our child (re-parented to us) and not reaped yet, so its pid cannot
+            # have been reused: signal it here, as the runtime's kill would, without a
+            # runtime process. (Paused tasks, --all and tasks we only watch go through the
+            # runtime, which knows the freezer and the cgroup.)
+            os.kill(process.pid, number)
+            request.ok()
+            return
 
         def killed(call: RuntimeCall) -> None:
             if call.ok:

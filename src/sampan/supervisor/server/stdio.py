@@ -125,9 +125,10 @@ class ProcessIO:
         self._reading = False
         if self.log is not None:
             self.log.flush()
-        for attachment in self.attachments:
+        # a copy: closing a connection detaches it (removes it from self.attachments)
+        attachments, self.attachments = self.attachments, []
+        for attachment in attachments:
             attachment.conn.close_when_flushed()
-        self.attachments = []
         if self.on_end is not None:
             self.on_end()
 

@@ -73,7 +73,7 @@ class Meter:
         self._id = short_id
         self.total = total
         self.current = 0
-        self._last = -UPDATE_EVERY
+        self._last = 0
         self._lock = threading.Lock()
 
     def add(self, count: int) -> None:

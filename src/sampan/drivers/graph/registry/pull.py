@@ -108,6 +108,8 @@ class Puller:
         shown = ref.familiar()
         data, content_type, digest = await self._manifest(session, reference, shown)
         parsed = manifests.parse_manifest(data, content_type, shown)
+        # The reference's digest is what its tag points at: the index when there is one.
+        manifest_digest_for_ref = digest
         if isinstance(parsed, ManifestIndex):
             wanted = platform or manifests.host()
             chosen = manifests.choose(parsed, wanted, shown)
@@ -115,9 +117,6 @@ class Puller:
             parsed = manifests.parse_manifest(data, content_type, shown)
             if isinstance(parsed, ManifestIndex):
                 raise errdefs.InvalidParameter(f"image index for {shown} names another index")
-            manifest_digest_for_ref = digest if ref.digest is None else ref.digest
-        else:
-            manifest_digest_for_ref = digest
         config_bytes = await self._small_blob(session, parsed.config, "config", shown)
         config = parse_config(config_bytes, f"config of {shown}")
         if len(config["rootfs"]["diff_ids"]) != len(parsed.layers):
@@ -185,7 +184,7 @@ class Puller:
 
     async def pull(self, target: PullTarget, emit: progress.Emit) -> PullResult:
         ref = target.ref
-        emit(progress.status(f"Pulling from {ref.path}", ref.digest or ref.tag or "latest"))
+        emit({"status": f"Pulling from {ref.path}", "id": ref.digest or ref.tag or "latest"})
         tags = [str(ref)] if ref.tag is not None and ref.digest is None else []
         digest_ref = f"{ref.name}@{target.manifest_digest}"
         if self.up_to_date(target):
@@ -214,7 +213,7 @@ class Puller:
             ))
 
     def _plan(self, target: PullTarget, emit: progress.Emit) -> list[_Job]:
-        jobs = []
+        jobs: list[_Job] = []
         parent: str | None = None
         present = True
         for descriptor, diff_id in zip(target.manifest.layers, target.diff_ids, strict=True):
@@ -271,7 +270,7 @@ class Puller:
                 group.create_task(_wait(unpack))
         except BaseException as exc:  # re-raised below, after the cleanup
             # A download's error is the cause; the unpacker only saw its consequence.
-            failure = fetch_errors[0] if fetch_errors else _first_leaf(exc)
+            failure = fetch_errors[0] if fetch_errors else first_error(exc)
         if failure is not None:
             for job in to_fetch:
                 if job.download is not None:
@@ -279,7 +278,8 @@ class Puller:
             with contextlib.suppress(BaseException):
                 await asyncio.wait([unpack])
             raise failure
-        return cast(str, unpack.result())
+        image_id: str = unpack.result()
+        return image_id
 
     def _opener(self, job: _Job, emit: progress.Emit) -> Callable[[], BinaryIO]:
         def open_layer() -> BinaryIO:
@@ -409,7 +409,8 @@ async def _wait(future: asyncio.Future[Any]) -> None:
     await asyncio.shield(future)
 
 
-def _first_leaf(exc: BaseException) -> BaseException:
+def first_error(exc: BaseException) -> BaseException:
+    """The first error inside a TaskGroup's exception group (the error itself otherwise)."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc

@@ -69,7 +69,7 @@ def describe(method: str, url: str, exc: BaseException) -> str:
 
 
 @dataclass
-class _Authorizer:
+class Authorizer:
     """How one session authorizes: nothing, Basic, or Bearer tokens from a realm."""
 
     challenge: Challenge | None
@@ -118,13 +118,14 @@ class RegistryClient:
         """A session on ``repository`` of ``host`` allowed ``actions`` (pull, push)."""
         endpoint, challenge = await self.ping(host)
         scopes = (scope_for(repository, actions), *extra_scopes)
-        session = Session(self, endpoint, repository, _Authorizer(challenge, auth, scopes))
+        session = Session(self, endpoint, repository, Authorizer(challenge, auth, scopes))
         await session.authorize()
         return session
 
     async def ping(self, host: str) -> tuple[Endpoint, Challenge | None]:
         """``GET /v2/`` on the host's endpoints; the first that answers and its challenge."""
-        endpoints = self.hosts.endpoints(host)
+        # Deciding whether the host is insecure may resolve its name: not on the event loop.
+        endpoints = await asyncio.to_thread(self.hosts.endpoints, host)
         remembered = self._working.get(host)
         if remembered is not None:
             endpoints.sort(key=lambda e: e.base_url != remembered)
@@ -183,7 +184,7 @@ class RegistryClient:
             await asyncio.sleep(self.backoff * (2**attempt) * (0.8 + 0.4 * random.random()))
             attempt += 1
 
-    async def token(self, authorizer: _Authorizer, endpoint: Endpoint) -> Token:
+    async def token(self, authorizer: Authorizer, endpoint: Endpoint) -> Token:
         challenge = authorizer.challenge
         assert challenge is not None
         realm = challenge.params.get("realm", "")
@@ -203,7 +204,7 @@ class RegistryClient:
             verify = not self.hosts.is_insecure(realm_host) or self.hosts.has_ca(realm_host)
             tls = self.hosts.tls_context(realm_host, verify=verify)
         http = self.http(Endpoint(realm_host, f"{realm_url.scheme}://{realm_host}", tls))
-        params: list[tuple[str, str]] = []
+        params: list[tuple[str, str | int | float | bool | None]] = []
         if service:
             params.append(("service", service))
         params.extend(("scope", scope) for scope in authorizer.scopes)
@@ -255,7 +256,7 @@ class Session:
 
     def __init__(
         self, client: RegistryClient, endpoint: Endpoint, repository: str,
-        authorizer: _Authorizer,
+        authorizer: Authorizer,
     ) -> None:
         self.client = client
         self.endpoint = endpoint
@@ -317,10 +318,11 @@ class Session:
         all_headers = dict(headers or {})
         for attempt in range(2):
             authorization = self._authorizer.header
-            if authorization is None and self._authorizer.challenge is not None:
-                if self._authorizer.challenge.scheme == "basic":
-                    raise errdefs.Forbidden(describe(method, url, Exception(
-                        "no basic auth credentials")))
+            challenge = self._authorizer.challenge
+            if authorization is None and challenge is not None and challenge.scheme == "basic":
+                raise errdefs.Forbidden(
+                    describe(method, url, Exception("no basic auth credentials"))
+                )
             if authorization is not None:
                 all_headers["Authorization"] = authorization
             try:
