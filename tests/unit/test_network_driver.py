@@ -35,7 +35,11 @@ from sampan.drivers.network.plan import (
     plan_endpoint_removal,
 )
 from sampan.drivers.network.state import NetworkState
-from sampan.drivers.network.subnets import choose_subnet, user_network_candidates
+from sampan.drivers.network.subnets import (
+    choose_subnet,
+    host_routes,
+    user_network_candidates,
+)
 
 
 def network(**changes: object) -> Network:
@@ -208,6 +212,19 @@ def test_subnet_choice_avoids_routes_in_use() -> None:
     assert str(choose_subnet(user_network_candidates(), used)) == "172.29.0.0/16"
     with pytest.raises(errdefs.Unavailable):
         choose_subnet(["10.0.0.0/8"], [ipaddress.IPv4Network("10.1.0.0/16")])
+
+
+def test_routes_of_our_own_bridge_are_not_in_use(tmp_path: Path) -> None:
+    table = tmp_path / "route"
+    table.write_text(
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+        "eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+        "sampan0\t00001DAC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
+        "br-x\t00001CAC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n")
+    assert host_routes(str(table)) == [ipaddress.IPv4Network("172.29.0.0/16"),
+                                       ipaddress.IPv4Network("172.28.0.0/16")]
+    assert host_routes(str(table), exclude=["sampan0"]) == [
+        ipaddress.IPv4Network("172.28.0.0/16")]
 
 
 # ---------------------------------------------------------------------- ports

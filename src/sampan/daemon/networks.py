@@ -49,7 +49,7 @@ from sampan.drivers.network.model import (
     Network,
     PortMapping,
 )
-from sampan.drivers.network.netns import NetnsFiles
+from sampan.drivers.network.netns import NetnsFiles, loopback_up
 from sampan.drivers.network.plan import host_ifname, mac_for
 from sampan.drivers.network.state import NetworkState
 from sampan.drivers.network.subnets import (
@@ -238,8 +238,11 @@ class NetworkService:
             interface = ipaddress.IPv4Interface(self.config.bip)
             subnet, gateway = interface.network, str(interface.ip)
         else:
-            in_use = host_routes() + self._subnets()
-            subnet = choose_subnet(DEFAULT_BRIDGE_CANDIDATES, in_use)
+            # The bridge's own routes do not count (an address a previous daemon gave it is
+            # reused, not added to); when every usual subnet is taken, Docker's pools follow.
+            in_use = host_routes(exclude=[self.config.bridge]) + self._subnets()
+            subnet = choose_subnet(
+                [*DEFAULT_BRIDGE_CANDIDATES, *user_network_candidates()], in_use)
             gateway = str(next(subnet.hosts()))
         await self._add(Network(
             id=secrets.token_hex(32), name=DEFAULT_NETWORK, driver=BRIDGE,
@@ -518,7 +521,12 @@ class NetworkService:
         """Give a starting container its network (see the module docstring). On failure
         everything done so far is undone before the error is raised."""
         mode = self.primary_name(container.host_config)
-        if mode in (HOST, NONE):
+        if mode == HOST:
+            return
+        if mode == NONE:
+            # its own namespace with only a loopback, up (what Docker's `none` gives)
+            netns = await asyncio.to_thread(self._netns.create, container.id)
+            await asyncio.to_thread(loopback_up, netns)
             return
         if mode.startswith("container:"):
             await self._share_namespace(container, mode.partition(":")[2])
@@ -552,7 +560,9 @@ class NetworkService:
 
     async def _setup_locked(self, container: Container,
                             attachments: list[tuple[str, str, dict[str, Any]]]) -> None:
+        phases = _Phases()
         netns = await asyncio.to_thread(self._netns.create, container.id)
+        phases.mark("netns")
         first: Endpoint | None = None
         for index, (_, network_id, doc) in enumerate(attachments):
             network = self._networks.get(network_id)
@@ -561,13 +571,18 @@ class NetworkService:
             endpoint = await self._join(container, network, doc, f"eth{index}", netns,
                                         publish=index == 0)
             first = first or endpoint
+        phases.mark("endpoints")
         if first is not None:
             await self._sync_firewall()
+        phases.mark("firewall")
         uses_dns = any(self._networks[e.network_id].dns for e in self._endpoints_of(container.id))
         if uses_dns and self._dns is not None:
             await asyncio.to_thread(self._driver.loopback_up, netns)
             await self._dns.serve(container.id, netns, self._upstreams(container))
+        phases.mark("dns")
         await asyncio.to_thread(self._write_files, container, first, uses_dns)
+        phases.mark("files")
+        log.debug("network setup of %s took %s", container.id[:12], phases)
 
     async def _join(self, container: Container, network: Network, doc: Mapping[str, Any],
                     ifname: str, netns: str, publish: bool) -> Endpoint:
@@ -662,14 +677,19 @@ class NetworkService:
             await self._teardown_locked(container_id)
 
     async def _teardown_locked(self, container_id: str) -> None:
+        phases = _Phases()
         if self._dns is not None:
             await self._dns.stop(container_id)
         endpoints = self._endpoints_of(container_id)
         for endpoint in endpoints:
             await self._leave(endpoint)
+        phases.mark("endpoints")
         await asyncio.to_thread(self._netns.remove, container_id)
+        phases.mark("netns")
         if endpoints:
             await self._sync_firewall()
+        phases.mark("firewall")
+        log.debug("network teardown of %s took %s", container_id[:12], phases)
 
     async def _leave(self, endpoint: Endpoint) -> None:
         network = self._networks.get(endpoint.network_id)
@@ -823,6 +843,22 @@ class NetworkService:
         return {"allocations": self._state.all_allocations(),
                 "endpoints": sorted(self._endpoints),
                 "netns": self._netns.names()}
+
+
+class _Phases:
+    """Wall-clock time per phase, for one debug line ("12.3 ms (netns 1.0, ...)")."""
+
+    def __init__(self) -> None:
+        self._start = self._last = time.perf_counter()
+        self._parts: list[str] = []
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self._parts.append(f"{name} {(now - self._last) * 1000:.1f}")
+        self._last = now
+
+    def __str__(self) -> str:
+        return f"{(self._last - self._start) * 1000:.1f} ms ({', '.join(self._parts)})"
 
 
 def _is_default(endpoint: Endpoint, default: Network | None) -> bool:

@@ -54,10 +54,11 @@ def seccomp_profile(host_config: dict[str, Any]) -> dict[str, Any] | None:
 
 def network_namespace(container: Container, paths: DaemonPaths) -> dict[str, str]:
     """The network namespace the network service made for the container (a file under
-    ``<exec-root>/netns``), to be joined by the runtime; none for host and none modes."""
+    ``<exec-root>/netns``), to be joined by the runtime; none for host mode (``none`` mode
+    gets one too: a namespace with only its loopback, brought up)."""
     mode = str(container.host_config.get("NetworkMode") or "")
     path = os.path.join(paths.exec_root, "netns", container.id)
-    if mode in ("host", "none") or not os.path.exists(path):
+    if mode == "host" or not os.path.exists(path):
         return {}
     return {"network": path}
 

@@ -286,7 +286,7 @@ def _namespaces(modes: Mapping[str, str],
         elif mode == "host":
             continue
         elif mode.startswith("container:") or (kind == "network" and (
-                mode.startswith("ns:") or (kind in paths and mode != "none"))):
+                mode.startswith("ns:") or kind in paths)):
             if kind not in paths:
                 raise errdefs.InvalidParameter(f"{kind} mode {mode!r}: no namespace path given")
             result.append({"type": kind, "path": paths[kind]})

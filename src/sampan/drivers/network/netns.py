@@ -154,3 +154,22 @@ def socket_in_netns(netns_path: str, family: int, kind: int, proto: int = 0,
         return socket.socket(family, kind, proto)
 
     return in_thread(make)
+
+
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+
+def loopback_up(netns_path: str, calls: NamespaceCalls | None = None) -> None:
+    """Bring ``lo`` up in the namespace with two ioctls (netdevice(7)) on a socket made inside
+    it: a new network namespace starts with its loopback down, and ``--network none``
+    containers still expect 127.0.0.1 to work. Cheaper than netlink through pyroute2,
+    whose import alone costs 167 ms here."""
+    import fcntl
+    import struct
+
+    with socket_in_netns(netns_path, socket.AF_INET, socket.SOCK_DGRAM, calls=calls) as sock:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))

@@ -24,8 +24,12 @@ def user_network_candidates() -> Iterable[ipaddress.IPv4Network]:
         yield ipaddress.IPv4Network(f"192.168.{third}.0/20")
 
 
-def host_routes(proc_route: str = "/proc/net/route") -> list[ipaddress.IPv4Network]:
-    """Destinations of the host's IPv4 routes (default route excluded)."""
+def host_routes(proc_route: str = "/proc/net/route",
+                exclude: Iterable[str] = ()) -> list[ipaddress.IPv4Network]:
+    """Destinations of the host's IPv4 routes (default route excluded), except those through
+    the links named in ``exclude`` (a bridge of our own that a previous daemon left: its
+    addresses are ours to reuse, not a collision)."""
+    skipped = set(exclude)
     found = []
     try:
         with open(proc_route) as handle:
@@ -34,7 +38,7 @@ def host_routes(proc_route: str = "/proc/net/route") -> list[ipaddress.IPv4Netwo
         return []
     for line in lines:
         fields = line.split()
-        if len(fields) < 8:
+        if len(fields) < 8 or fields[0] in skipped:
             continue
         destination = socket.inet_ntoa(struct.pack("<I", int(fields[1], 16)))
         mask = socket.inet_ntoa(struct.pack("<I", int(fields[7], 16)))
