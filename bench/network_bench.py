@@ -351,19 +351,41 @@ def http_rows(targets: list[Target], args: argparse.Namespace) -> None:
     print(f"\nHTTP: wrk -t {args.threads} -c {args.connections} -d {args.duration}s, "
           f"{args.rounds} samples per row (median; ratio to the host direct row of the same "
           "namespace)")
-    print(f"{'target':<20}{'req/s':>10}{'min':>10}{'max':>10}{'p50 ms':>9}{'p99 ms':>9}"
+    print(f"{'target':<22}{'req/s':>10}{'min':>10}{'max':>10}{'p50 ms':>9}{'p99 ms':>9}"
           f"{'ratio':>8}")
     for target in targets:
         reference = by_name.get(target.reference)
         ratio = ""
         if reference is not None and median(reference.rps):
             ratio = f"{median(target.rps) / median(reference.rps):.2f}x"
-        print(f"{target.name:<20}{median(target.rps):>10.0f}{min(target.rps, default=0):>10.0f}"
+        print(f"{target.name:<22}{median(target.rps):>10.0f}{min(target.rps, default=0):>10.0f}"
               f"{max(target.rps, default=0):>10.0f}{median(target.p50_ms):>9.2f}"
               f"{median(target.p99_ms):>9.2f}{ratio:>8}")
     for target in targets:
         for error in sorted(set(target.errors)):
             print(f"  {target.name}: {error}")
+
+
+def attribution_targets(engine: Engine, reference: str) -> list[Target]:
+    """Rows that split the container's cost from the network path's: the same container
+    with ``--network host`` (no bridge, no NAT: what being a container costs nginx, e.g.
+    the seccomp filter on every system call), and the published port of a container with
+    ``--security-opt seccomp=unconfined``."""
+    port = free_port()
+    site = "/etc/nginx/sites-available/default"
+    engine.docker("run", "-d", "--network", "host", "nginx:bookworm", "sh", "-c",
+                  f"sed -i -e 's/listen 80 default_server;/listen 127.0.0.1:{port} "
+                  f"default_server;/' -e '/listen \\[::\\]:80/d' {site} && "
+                  "exec nginx -g 'daemon off;'")
+    hostnet = f"http://127.0.0.1:{port}/"
+    wait_for_page(hostnet, engine.netns)
+    published = free_port()
+    engine.docker("run", "-d", "--security-opt", "seccomp=unconfined", "-p",
+                  f"127.0.0.1:{published}:80", "nginx:bookworm")
+    unconfined = f"http://127.0.0.1:{published}/"
+    wait_for_page(unconfined, engine.netns)
+    return [Target(f"{engine.name} host network", hostnet, engine.netns, reference),
+            Target(f"{engine.name} 127.0.0.1 unconf.", unconfined, engine.netns, reference)]
 
 
 # ---------------------------------------------------------------------------- run --rm
@@ -515,6 +537,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=15, help="run --rm calls per row")
     parser.add_argument("--engines", default="sampand,dockerd")
     parser.add_argument("--only", default="http,run,profile")
+    parser.add_argument("--no-attribution", dest="attribution", action="store_false",
+                        help="leave out the host-network and seccomp=unconfined rows")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("run as root", file=sys.stderr)
@@ -563,6 +587,8 @@ def main() -> int:
                                           reference))
                     targets.append(Target(f"{engine.name} container", f"http://{address}/",
                                           engine.netns, reference))
+                    if args.attribution:
+                        targets += attribution_targets(engine, reference)
                 http_rows(targets, args)
             if "run" in parts:
                 run_rows(engines, args.runs)

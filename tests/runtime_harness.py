@@ -158,7 +158,9 @@ class RuntimeHarness:
             for container_id in os.listdir(self.root):
                 if (self.root / container_id / "state.json").exists():
                     self.runtime("delete", "--force", container_id, timeout=30)
-        for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        # v1/hybrid: one directory per hierarchy; pure v2: the parent sits at the root itself
+        roots = [Path("/sys/fs/cgroup"), *Path("/sys/fs/cgroup").iterdir()]
+        for hierarchy in roots:
             leftover = hierarchy / self.cgroup_parent
             if leftover.is_dir() and not leftover.is_symlink():
                 for child in sorted(leftover.rglob("*"), reverse=True):

@@ -148,6 +148,29 @@ def test_user_defined_networks_resolve_names_and_stay_apart(daemon: NetworkedSam
     assert removed.returncode != 0 and b"active endpoints" in removed.stderr
 
 
+def test_connect_and_disconnect_edit_the_files_of_a_running_container(
+        daemon: NetworkedSampand) -> None:
+    """As Docker: connecting a running container adds its new address to its /etc/hosts and
+    turns its resolv.conf to the embedded DNS (the default bridge has none); disconnecting
+    takes the address out again."""
+    net = f"late{daemon.tag}"
+    daemon.ok("network", "create", net)
+    cid = daemon.ok("run", "-d", "busybox", "sleep", "300").strip()
+    try:
+        assert "127.0.0.11" not in daemon.ok("exec", cid, "cat", "/etc/resolv.conf")
+        daemon.ok("network", "connect", "--alias", f"lateone{daemon.tag}", net, cid)
+        address = daemon.ip_of(cid, net)
+        assert f"{address}\t{cid[:12]}" in daemon.ok("exec", cid, "cat", "/etc/hosts")
+        assert "nameserver 127.0.0.11" in daemon.ok("exec", cid, "cat", "/etc/resolv.conf")
+        assert address in daemon.ok("exec", cid, "nslookup", f"lateone{daemon.tag}")
+        daemon.ok("network", "disconnect", net, cid)
+        hosts = daemon.ok("exec", cid, "cat", "/etc/hosts")
+        assert address not in hosts and f"\t{cid[:12]}" in hosts
+    finally:
+        daemon.ok("rm", "-f", cid)
+        daemon.ok("network", "rm", net)
+
+
 def snapshot(daemon: NetworkedSampand) -> dict[str, object]:
     links = sorted(os.listdir("/sys/class/net"))
     rules = subprocess.run(["nft", "list", "table", "ip", daemon.table], capture_output=True,
@@ -160,6 +183,20 @@ def snapshot(daemon: NetworkedSampand) -> dict[str, object]:
     return {"links": [n for n in links if n.startswith("vs") or n == daemon.bridge],
             "rules": [line for line in rules.splitlines() if "dnat" in line],
             "allocations": allocations, "endpoints": endpoints, "netns": netns}
+
+
+def assert_settles(daemon: NetworkedSampand, before: dict[str, object]) -> None:
+    """The snapshot returns to ``before``. The kernel deletes a dead container's veth pair
+    with its namespace, a few tens of milliseconds after the removal answered: links get
+    up to 10 s, the rest must be equal at once."""
+    now = snapshot(daemon)
+    assert {k: v for k, v in now.items() if k != "links"} == {
+        k: v for k, v in before.items() if k != "links"}
+    deadline = time.monotonic() + 10
+    while now["links"] != before["links"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = snapshot(daemon)
+    assert now == before
 
 
 def test_no_leaks_after_many_cycles_failures_and_kill_9(daemon: NetworkedSampand) -> None:
@@ -189,7 +226,7 @@ def test_no_leaks_after_many_cycles_failures_and_kill_9(daemon: NetworkedSampand
                 daemon.ok("rm", "-f", cid)
     finally:
         held.close()
-    assert snapshot(daemon) == before
+    assert_settles(daemon, before)
     survivor = daemon.ok("run", "-d", "-p", f"127.0.0.1:{free_port()}:80",
                          "busybox", "sleep", "300").strip()
     daemon.kill9()
@@ -197,7 +234,7 @@ def test_no_leaks_after_many_cycles_failures_and_kill_9(daemon: NetworkedSampand
     assert daemon.inspect(survivor)["State"]["Running"]
     assert daemon.ip_of(survivor)
     daemon.ok("rm", "-f", survivor)
-    assert snapshot(daemon) == before
+    assert_settles(daemon, before)
 
 
 @pytest.fixture
@@ -218,84 +255,136 @@ def inside(netns: str, *argv: str, timeout: float = 60) -> subprocess.CompletedP
 
 FETCH = """
 import sys, time, urllib.request
-for _ in range(20):
+deadline = time.monotonic() + float(sys.argv[2])
+while True:
     try:
-        print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode()); break
-    except OSError:
-        time.sleep(0.25)
+        print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode()); break
+    except OSError as exc:
+        if time.monotonic() > deadline:
+            sys.exit(f"{sys.argv[1]}: {exc}")
+        time.sleep(0.2)
 """
 
 
-def test_published_ports_of_sampand_and_dockerd_work_side_by_side(
-        throwaway_netns: str) -> None:
-    """dockerd with iptables on (FORWARD policy DROP, its chains) and sampand in one
-    namespace: both engines' published ports answer and sampand's containers still reach
-    each other across the bridge."""
-    base = Path(tempfile.mkdtemp(prefix="snd.", dir="/tmp"))
-    docker_sock = base / "docker.sock"
-    (base / "daemon.json").write_text("{}")
-    env = {**os.environ, "DOCKER_HOST": f"unix://{docker_sock}",
-           "DOCKER_CONFIG": str(base / "cli")}
-    log = open(base / "dockerd.log", "wb")  # noqa: SIM115 - closed below
-    dockerd = subprocess.Popen(
-        ["nsenter", f"--net={throwaway_netns}", "unshare", "-m", "--propagation", "private",
-         "dockerd", "--config-file", str(base / "daemon.json"), "--data-root",
-         str(base / "docker"), "--exec-root", str(base / "dexec"), "--pidfile",
-         str(base / "dockerd.pid"), "-H", f"unix://{docker_sock}", "--cgroup-parent",
-         f"/{base.name}", "--bip", "172.26.0.1/16"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    sampand = NetworkedSampand(netns=throwaway_netns)
-    try:
-        deadline = time.monotonic() + 60
-        while b"API listen on" not in (base / "dockerd.log").read_bytes():
-            assert dockerd.poll() is None and time.monotonic() < deadline, \
-                (base / "dockerd.log").read_text()[-2000:]
+def fetch_inside(netns: str, url: str, within: float = 30) -> subprocess.CompletedProcess[str]:
+    """GET ``url`` from ``netns``, retrying until it answers or ``within`` seconds pass (the
+    process's own timeout is longer, so a failure is an assertion with its reason)."""
+    return inside(netns, sys.executable, "-c", FETCH, url, str(within), timeout=within + 30)
+
+
+class NamespacedDockerd:
+    """dockerd with iptables on (its chains, FORWARD policy DROP) and the containerd it
+    starts, in ``netns`` and a private mount namespace; stopped by its PID."""
+
+    def __init__(self, netns: str) -> None:
+        self.netns = netns
+        self.base = Path(tempfile.mkdtemp(prefix="snd.", dir="/tmp"))
+        (self.base / "daemon.json").write_text("{}")
+        self.env = {**os.environ, "DOCKER_HOST": f"unix://{self.base / 'docker.sock'}",
+                    "DOCKER_CONFIG": str(self.base / "cli")}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.base / "dockerd.log"
+        with open(log, "wb") as output:
+            self.process = subprocess.Popen(
+                ["nsenter", f"--net={self.netns}", "unshare", "-m", "--propagation", "private",
+                 "dockerd", "--config-file", str(self.base / "daemon.json"), "--data-root",
+                 str(self.base / "docker"), "--exec-root", str(self.base / "dexec"),
+                 "--pidfile", str(self.base / "dockerd.pid"), "-H", self.env["DOCKER_HOST"],
+                 "--cgroup-parent", f"/{self.base.name}", "--bip", "172.26.0.1/16"],
+                stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        deadline = time.monotonic() + 90
+        while b"API listen on" not in log.read_bytes():
+            assert self.process.poll() is None and time.monotonic() < deadline, \
+                log.read_text()[-2000:]
             time.sleep(0.2)
-        docker = ["docker"]
-        subprocess.run([*docker, "load", "-q", "-i", str(BUSYBOX)], env=env, check=True,
-                       capture_output=True)
-        # dockerd sets FORWARD's policy to DROP when it finds forwarding off; a new
-        # namespace may inherit forwarding on, so put dockerd's policy in force here.
-        assert inside(throwaway_netns, "iptables", "-P", "FORWARD", "DROP").returncode == 0
-        policy = inside(throwaway_netns, "iptables", "-S", "FORWARD").stdout
-        assert "-P FORWARD DROP" in policy and "-j DOCKER-USER" in policy
-        theirs = free_port()
-        subprocess.run([*docker, "run", "-d", "-p", f"127.0.0.1:{theirs}:80", "busybox", "sh",
-                        "-c", "echo dockerd-page > /tmp/index.html; httpd -f -p 80 -h /tmp"],
-                       env=env, check=True, capture_output=True)
-        sampand.__enter__()
-        sampand.ok("load", "-q", "-i", str(NGINX), timeout=180)
-        sampand.ok("load", "-q", "-i", str(BUSYBOX))
-        ours = free_port()
-        web = sampand.ok("run", "-d", "-p", f"127.0.0.1:{ours}:80", "nginx:bookworm").strip()
-        assert "dockerd-page" in inside(
-            throwaway_netns, sys.executable, "-c", FETCH, f"http://127.0.0.1:{theirs}/").stdout
-        assert "nginx:bookworm fixture" in inside(
-            throwaway_netns, sys.executable, "-c", FETCH, f"http://127.0.0.1:{ours}/").stdout, \
-            inside(throwaway_netns, "nft", "list", "ruleset").stdout
-        page = sampand.ok("run", "--rm", "busybox", "sh", "-c",
-                          HTTP_GET.format(host=sampand.ip_of(web)))
-        assert "nginx:bookworm fixture" in page
-    finally:
-        sampand.close()
-        with contextlib.suppress(Exception):
-            ids = subprocess.run(["docker", "ps", "-aq"], env=env, capture_output=True,
-                                 text=True, timeout=30).stdout.split()
-            if ids:
-                subprocess.run(["docker", "rm", "-f", *ids], env=env, capture_output=True,
-                               timeout=60)
-        stop_pid(dockerd.pid, timeout=20)
-        log.close()
+
+    def ok(self, *args: str, timeout: float = 120) -> str:
+        result = subprocess.run(["docker", *args], env=self.env, capture_output=True,
+                                text=True, timeout=timeout, check=False)
+        assert result.returncode == 0, (f"dockerd: docker {' '.join(args)}: {result.stderr}\n"
+                                        + (self.base / "dockerd.log").read_text()[-2000:])
+        return result.stdout
+
+    def close(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(Exception):
+                ids = self.ok("ps", "-aq", timeout=30).split()
+                if ids:
+                    self.ok("rm", "-f", *ids, timeout=60)
+            stop_pid(self.process.pid, timeout=20)
         mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-                  if line.split()[1].startswith(str(base))]
+                  if line.split()[1].startswith(str(self.base))]
         for target in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", target], check=False, capture_output=True)
         for controller in Path("/sys/fs/cgroup").iterdir():
             with contextlib.suppress(OSError):
-                for leaf in sorted((controller / base.name).glob("*"), reverse=True):
+                for leaf in sorted((controller / self.base.name).glob("*"), reverse=True):
                     leaf.rmdir()
-                (controller / base.name).rmdir()
-        subprocess.run(["rm", "-rf", str(base)], check=False)
+                (controller / self.base.name).rmdir()
+        subprocess.run(["rm", "-rf", str(self.base)], check=False)
+
+
+def firewall_state(netns: str) -> str:
+    """For failure messages: both engines' rules in the namespace."""
+    return (inside(netns, "iptables", "-S").stdout + inside(netns, "iptables", "-t", "nat",
+                                                            "-S").stdout
+            + inside(netns, "nft", "list", "ruleset").stdout)
+
+
+@pytest.mark.parametrize("first", ["dockerd", "sampand"])
+def test_published_ports_of_sampand_and_dockerd_work_side_by_side(
+        throwaway_netns: str, first: str) -> None:
+    """dockerd with iptables on (FORWARD policy DROP, its chains) and sampand in one
+    namespace, either started first: both engines' published ports answer and sampand's
+    containers still reach each other across the bridge (sampand's ACCEPT rules are in
+    DOCKER-USER: at sampand's start when dockerd came first, through its watch of new
+    chains when dockerd came second).
+
+    Deterministic by construction: every wait is a deadline on a condition (dockerd's "API
+    listen on", sampand's rules in DOCKER-USER, each page answering), ports are chosen in
+    the private namespace and differ, and every command has a timeout longer than the wait
+    inside it, so a failure is an assertion that shows both engines' rules."""
+    dockerd = NamespacedDockerd(throwaway_netns)
+    sampand = NetworkedSampand(netns=throwaway_netns)
+    try:
+        if first == "sampand":
+            sampand.__enter__()
+        dockerd.start()
+        if first == "dockerd":
+            sampand.__enter__()
+        dockerd.ok("load", "-q", "-i", str(BUSYBOX))
+        sampand.ok("load", "-q", "-i", str(NGINX), timeout=180)
+        sampand.ok("load", "-q", "-i", str(BUSYBOX))
+        # dockerd sets FORWARD's policy to DROP when it finds forwarding off; a new
+        # namespace may start with forwarding on, so put dockerd's policy in force here.
+        assert inside(throwaway_netns, "iptables", "-P", "FORWARD", "DROP").returncode == 0
+        policy = inside(throwaway_netns, "iptables", "-S", "FORWARD").stdout
+        assert "-P FORWARD DROP" in policy and "-j DOCKER-USER" in policy
+        deadline = time.monotonic() + 20
+        while f"-i {sampand.bridge} " not in inside(
+                throwaway_netns, "iptables", "-S", "DOCKER-USER").stdout:
+            assert time.monotonic() < deadline, firewall_state(throwaway_netns)
+            time.sleep(0.2)
+        theirs, ours = secrets.SystemRandom().sample(range(20000, 30000), 2)
+        dockerd.ok("run", "-d", "-p", f"127.0.0.1:{theirs}:80", "busybox", "sh", "-c",
+                   "echo dockerd-page > /tmp/index.html; httpd -f -p 80 -h /tmp")
+        web = sampand.ok("run", "-d", "-p", f"127.0.0.1:{ours}:80", "nginx:bookworm").strip()
+        theirs_page = fetch_inside(throwaway_netns, f"http://127.0.0.1:{theirs}/")
+        assert "dockerd-page" in theirs_page.stdout, (theirs_page.stderr,
+                                                      firewall_state(throwaway_netns))
+        our_page = fetch_inside(throwaway_netns, f"http://127.0.0.1:{ours}/")
+        assert "nginx:bookworm fixture" in our_page.stdout, (our_page.stderr,
+                                                             firewall_state(throwaway_netns))
+        page = sampand.docker("run", "--rm", "busybox", "sh", "-c",
+                              HTTP_GET.format(host=sampand.ip_of(web)), timeout=60)
+        assert b"nginx:bookworm fixture" in page.stdout, (page.stderr,
+                                                          firewall_state(throwaway_netns))
+    finally:
+        sampand.close()
+        dockerd.close()
 
 
 def test_cni_network_gives_an_address_the_host_reaches(daemon: NetworkedSampand) -> None:

@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from sampan import errdefs
-from sampan.daemon.netfiles import hosts_content, parse_extra_hosts, resolv_content
+from sampan.daemon.netfiles import (
+    hosts_content,
+    hosts_with_address,
+    hosts_without_address,
+    parse_extra_hosts,
+    resolv_content,
+)
 from sampan.drivers.network import ports
 from sampan.drivers.network.cni import CniCall, CniRunner, load_conflist, result_addresses
 from sampan.drivers.network.dns import build_answer, build_error, parse_question
@@ -393,6 +399,15 @@ def test_hosts_file_names_the_container_and_extra_hosts() -> None:
     assert text.endswith("172.29.0.2\tabc\n")
     with pytest.raises(errdefs.InvalidParameter):
         parse_extra_hosts(["nocolon"], "")
+
+
+def test_hosts_file_gains_and_loses_the_address_of_a_connected_network() -> None:
+    first = hosts_content("web", "", "172.29.0.2", [])
+    connected = hosts_with_address(first, "10.1.0.3", "web", "example.org")
+    assert connected == first + "10.1.0.3\tweb.example.org web\n"
+    assert hosts_with_address(connected, "10.1.0.3", "web", "example.org") == connected
+    assert hosts_without_address(connected, "10.1.0.3") == first
+    assert "172.29.0.2\tweb" in hosts_without_address(connected, "10.1.0.3")
 
 
 def test_resolv_conf_points_at_the_embedded_dns_or_at_usable_servers() -> None:

@@ -7,6 +7,7 @@ import os
 
 from sampan.daemon.networks import NetworkConfig, NetworkService
 from sampan.drivers.network.bridge import BridgeDriver
+from sampan.drivers.network.chainwatch import DockerChainWatch
 from sampan.drivers.network.dns import EmbeddedDns
 from sampan.drivers.network.executor import NetlinkExecutor
 from sampan.drivers.network.firewall import DockerUserRules, NftFirewall
@@ -22,6 +23,6 @@ def network_service(data_root: str, exec_root: str, config: NetworkConfig) -> Ne
     service = NetworkService(
         state=state, driver=driver, netns=NetnsFiles(os.path.join(exec_root, "netns")),
         dns=None, reservations=SocketReservations(), config=config,
-        container_dir=os.path.join(data_root, "containers"))
+        container_dir=os.path.join(data_root, "containers"), chain_watch=DockerChainWatch())
     service.set_dns(EmbeddedDns(service.lookup_name, socket_in_netns))
     return service

@@ -46,6 +46,20 @@ def hosts_content(hostname: str, domainname: str, address: str,
     return "\n".join(lines) + "\n"
 
 
+def hosts_with_address(text: str, address: str, hostname: str, domainname: str) -> str:
+    """``text`` (a container's hosts file) with a line for ``address`` naming the container,
+    as Docker adds when a running container is connected to another network."""
+    names = f"{hostname}.{domainname} {hostname}" if domainname else hostname
+    kept = hosts_without_address(text, address)
+    return kept + ("" if not kept or kept.endswith("\n") else "\n") + f"{address}\t{names}\n"
+
+
+def hosts_without_address(text: str, address: str) -> str:
+    """``text`` without the lines for ``address`` (a network disconnected)."""
+    lines = text.splitlines(keepends=True)
+    return "".join(line for line in lines if line.split("\t", 1)[0].strip() != address)
+
+
 def resolv_content(host_resolv: str, *, embedded: bool, servers: Sequence[str],
                    search: Sequence[str], options: Sequence[str]) -> str:
     """With the embedded DNS: ``nameserver 127.0.0.11`` (it forwards to the host's or the

@@ -30,10 +30,18 @@ from typing import Any, Protocol
 
 from sampan import errdefs
 from sampan.daemon.model import PAUSED, RUNNING, Container
-from sampan.daemon.netfiles import hosts_content, parse_extra_hosts, resolv_content
+from sampan.daemon.netfiles import (
+    EMBEDDED_DNS,
+    hosts_content,
+    hosts_with_address,
+    hosts_without_address,
+    parse_extra_hosts,
+    resolv_content,
+)
 from sampan.daemon.timefmt import rfc3339_nano
 from sampan.drivers.network import ports as portmod
 from sampan.drivers.network.bridge import BridgeDriver
+from sampan.drivers.network.chainwatch import DockerChainWatch
 from sampan.drivers.network.cni import CniRunner, load_conflist, result_addresses
 from sampan.drivers.network.dns import EmbeddedDns
 from sampan.drivers.network.model import (
@@ -102,6 +110,14 @@ def _write(path: str, content: str) -> None:
     os.rename(temp, path)
 
 
+def _rewrite(path: str, content: str) -> None:
+    """Replace the content of a file a running container has bind-mounted (same inode: a
+    rename would leave the container looking at the old file)."""
+    with open(path, "r+") as handle:
+        handle.write(content)
+        handle.truncate()
+
+
 def _truthy(value: str | None, default: bool) -> bool:
     if value is None or value == "":
         return default
@@ -111,8 +127,10 @@ def _truthy(value: str | None, default: bool) -> bool:
 class NetworkService:
     def __init__(self, *, state: NetworkState, driver: BridgeDriver, netns: NetnsFiles,
                  dns: EmbeddedDns | None, reservations: portmod.Reservations,
-                 config: NetworkConfig, container_dir: str) -> None:
+                 config: NetworkConfig, container_dir: str,
+                 chain_watch: DockerChainWatch | None = None) -> None:
         self._state = state
+        self._chain_watch = chain_watch
         self._driver = driver
         self._netns = netns
         self._dns = dns
@@ -216,6 +234,12 @@ class NetworkService:
                         await self._dns.serve(container.id, self._netns.path(container.id),
                                               self._upstreams(container))
             await self._sync_firewall()
+        if self._chain_watch is not None:
+            await self._chain_watch.start(self._docker_chain_created)
+
+    async def _docker_chain_created(self) -> None:
+        async with self._lock:
+            await asyncio.to_thread(self._driver.resync_docker_user)
 
     async def _ensure_predefined(self) -> None:
         names = {n.name: n for n in self._networks.values()}
@@ -666,6 +690,31 @@ class NetworkService:
                               search=[str(s) for s in hc.get("DnsSearch") or []],
                               options=[str(s) for s in hc.get("DnsOptions") or []]))
 
+    def _edit_hosts(self, container_id: str, change: Any) -> None:
+        path = os.path.join(self._container_dir, container_id, "hosts")
+        _rewrite(path, change(_read(path)))
+
+    def _files_after_connect(self, container: Container, network: Network,
+                             endpoint: Endpoint | None) -> None:
+        """A running container joined ``network``: its hosts file names it at the new
+        address, and its resolv.conf turns to the embedded DNS if it did not use it yet
+        (Docker starts the resolver at the first network that needs it)."""
+        if endpoint is not None and endpoint.address:
+            hostname = str(container.config.get("Hostname") or container.id[:12])
+            domainname = str(container.config.get("Domainname") or "")
+            self._edit_hosts(container.id, lambda text: hosts_with_address(
+                text, endpoint.address, hostname, domainname))
+        resolv = os.path.join(self._container_dir, container.id, "resolv.conf")
+        current = _read(resolv)
+        if network.dns and self._dns is not None and current and \
+                f"nameserver {EMBEDDED_DNS}" not in current:
+            hc = container.host_config
+            _rewrite(resolv, resolv_content(
+                _read(self.config.host_resolv), embedded=True,
+                servers=[str(s) for s in hc.get("Dns") or []],
+                search=[str(s) for s in hc.get("DnsSearch") or []],
+                options=[str(s) for s in hc.get("DnsOptions") or []]))
+
     # ------------------------------------------------------------------ containers: stop
 
     async def teardown(self, container_id: str) -> None:
@@ -681,8 +730,15 @@ class NetworkService:
         if self._dns is not None:
             await self._dns.stop(container_id)
         endpoints = self._endpoints_of(container_id)
+        # Deleting a veth pair costs 20-30 ms here (the kernel unregisters both devices and
+        # waits for RCU grace periods). When the container's namespace dies with the file
+        # removed below (no other container joined it), the kernel deletes the pairs in it
+        # by itself, after this returns; a new pair of the same name deletes a dying one.
+        netns_path = self._netns.path(container_id)
+        namespace_dies = os.path.exists(netns_path) and not await asyncio.to_thread(
+            self._netns.shared, container_id)
         for endpoint in endpoints:
-            await self._leave(endpoint)
+            await self._leave(endpoint, delete_link=not namespace_dies)
         phases.mark("endpoints")
         await asyncio.to_thread(self._netns.remove, container_id)
         phases.mark("netns")
@@ -691,7 +747,7 @@ class NetworkService:
         phases.mark("firewall")
         log.debug("network teardown of %s took %s", container_id[:12], phases)
 
-    async def _leave(self, endpoint: Endpoint) -> None:
+    async def _leave(self, endpoint: Endpoint, delete_link: bool = True) -> None:
         network = self._networks.get(endpoint.network_id)
         portmod.unpublish([PortMapping.from_json(p) for p in endpoint.ports],
                           self._reservations)
@@ -702,7 +758,7 @@ class NetworkService:
                     self._cni_runner(network).delete, endpoint.container_id,
                     netns if os.path.exists(netns) else "", endpoint.ifname,
                     endpoint.cni_result or None)
-            elif endpoint.host_ifname:
+            elif endpoint.host_ifname and delete_link:
                 await asyncio.to_thread(self._driver.leave, endpoint)
         except (OSError, errdefs.SampanError):
             log.exception("releasing endpoint %s of %s", endpoint.endpoint_id,
@@ -764,7 +820,12 @@ class NetworkService:
                 raise
             await self._sync_firewall()
             if network.dns and self._dns is not None:
+                await asyncio.to_thread(self._driver.loopback_up, netns)
                 await self._dns.serve(container.id, netns, self._upstreams(container))
+            endpoint = self._endpoints.get((network.id, container.id))
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(self._files_after_connect, container, network,
+                                        endpoint)
 
     async def network_disconnect(self, ref: str, container_ref: str, force: bool) -> None:
         network = self.find(ref)
@@ -782,6 +843,11 @@ class NetworkService:
             if endpoint is not None:
                 await self._leave(endpoint)
                 await self._sync_firewall()
+                if endpoint.address:
+                    with contextlib.suppress(OSError):
+                        await asyncio.to_thread(self._edit_hosts, container.id,
+                                                lambda text: hosts_without_address(
+                                                    text, endpoint.address))
             await asyncio.to_thread(self._state.remove_attachment, container.id, network.id)
 
     # ------------------------------------------------------------------ inspect shapes
@@ -834,6 +900,8 @@ class NetworkService:
     async def close(self) -> None:
         """Daemon shutdown: stop answering DNS (containers keep their addresses and ports:
         the next sampand takes them over) and close the database."""
+        if self._chain_watch is not None:
+            await self._chain_watch.stop()
         if self._dns is not None:
             await self._dns.stop_all()
         self._state.close()

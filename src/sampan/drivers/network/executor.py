@@ -94,7 +94,15 @@ class NetlinkExecutor:
                 peer: dict[str, Any] = {"ifname": op.peer, "net_ns_fd": fd, "mtu": op.mtu}
                 if op.mac:
                     peer["address"] = op.mac
-                ipr.link("add", ifname=op.host, kind="veth", mtu=op.mtu, peer=peer)
+                try:
+                    ipr.link("add", ifname=op.host, kind="veth", mtu=op.mtu, peer=peer)
+                except Exception as exc:
+                    # The pair of an earlier run of this container on this network, still
+                    # being deleted by the kernel with its dead namespace: delete it now.
+                    if _netlink_errno(exc) != errno.EEXIST:
+                        raise
+                    self._apply_one(DeleteLink(op.host), socket_for)
+                    ipr.link("add", ifname=op.host, kind="veth", mtu=op.mtu, peer=peer)
         elif isinstance(op, SetMaster):
             ipr.link("set", index=_index(ipr, op.ifname), master=_index(ipr, op.master))
         elif isinstance(op, AddAddress):

@@ -133,6 +133,20 @@ class NetnsFiles:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(target)
 
+    def shared(self, name: str) -> bool:
+        """Whether another file here holds the same namespace (a ``container:<id>`` mode
+        container joined it): an nsfs mount's inode is the namespace's."""
+        try:
+            inode = os.stat(self.path(name)).st_ino
+        except FileNotFoundError:
+            return False
+        for other in self.names():
+            if other != name:
+                with contextlib.suppress(OSError):
+                    if os.stat(self.path(other)).st_ino == inode:
+                        return True
+        return False
+
     def names(self) -> list[str]:
         with contextlib.suppress(FileNotFoundError):
             return sorted(os.listdir(self.directory))
