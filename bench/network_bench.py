@@ -23,7 +23,8 @@ default bridge and nft tables of its own (``nb<random>``, ``sampan_nb<random>``)
 
 Then ``run --rm``: for each engine, ``docker run --rm busybox true`` (default bridge) and
 ``docker run --rm --network none busybox true``, interleaved, ``--runs`` each after warm-up:
-the difference of the medians is what network setup adds.
+the difference of the medians is what network setup adds; and ``-p 127.0.0.1::80`` (a
+published port: the firewall changes at start and at exit).
 
 Then the profile of sampand's network setup path, in this process with the driver's own
 classes on a bridge and nft table of its own: the cold import of pyroute2, and per container
@@ -67,6 +68,20 @@ FIXTURE_TEXT = "nginx:bookworm fixture"
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def remove_cgroup_parent(name: str) -> None:
+    """dockerd leaves its ``--cgroup-parent`` directories (empty once its containers are
+    gone): the containers' directories first, then the parent, in every hierarchy."""
+    for controller in Path("/sys/fs/cgroup").iterdir():
+        parent = controller / name
+        if not parent.is_dir():
+            continue
+        for leaf in [p for p in parent.iterdir() if p.is_dir()]:
+            with contextlib.suppress(OSError):
+                leaf.rmdir()
+        with contextlib.suppress(OSError):
+            parent.rmdir()
 
 
 def free_port() -> int:
@@ -211,6 +226,9 @@ class Engine:
         self.docker(*args)
         self.run_times.setdefault(row, []).append(time.perf_counter() - started)
 
+    def pid(self, ref: str) -> int:
+        return int(self.docker("inspect", "-f", "{{.State.Pid}}", ref).strip())
+
     def address(self, ref: str) -> str:
         import json
 
@@ -295,11 +313,7 @@ def dockerd_engine(netns: str) -> Iterator[Engine]:
                 engine.docker("rm", "-f", *ids, timeout=120)
         stop_pid(process.pid, timeout=30)
         log.close()
-        for controller in Path("/sys/fs/cgroup").iterdir():
-            with contextlib.suppress(OSError):
-                for leaf in sorted((controller / base.name).glob("*"), reverse=True):
-                    leaf.rmdir()
-                (controller / base.name).rmdir()
+        remove_cgroup_parent(base.name)
         mounted = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text()
                    .splitlines() if line.split()[4].startswith(str(base))]
         for target in sorted(mounted, key=len, reverse=True):
@@ -318,7 +332,9 @@ class Target:
     url: str
     netns: str
     reference: str  # the row its ratio is taken against
+    server_pid: int = 0  # nginx's master: its CPU time and its workers' is charged per request
     rps: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
     p50_ms: list[float] = field(default_factory=list)
     p99_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -327,9 +343,14 @@ class Target:
 def wrk(target: Target, args: argparse.Namespace) -> None:
     argv = in_netns(target.netns, ["wrk", "-t", str(args.threads), "-c", str(args.connections),
                                    "-d", f"{args.duration}s", "--latency", target.url])
+    cpu_before = server_cpu(target.server_pid)
     result = subprocess.run(argv, capture_output=True, text=True,
                             timeout=args.duration + 60, check=False)
+    cpu_after = server_cpu(target.server_pid)
     found = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
+    done = re.search(r"(\d+) requests in", result.stdout)
+    if done and int(done.group(1)) and target.server_pid:
+        target.cpu_us.append((cpu_after - cpu_before) / int(done.group(1)) * 1e6)
     if result.returncode != 0 or found is None:
         target.errors.append(f"wrk failed: {result.stderr.strip() or result.stdout[-300:]}")
         return
@@ -343,6 +364,21 @@ def wrk(target: Target, args: argparse.Namespace) -> None:
             into.append(float(latency.group(1)) * _UNITS[latency.group(2)])
 
 
+def server_cpu(pid: int) -> float:
+    """User + system seconds of ``pid`` and its children (nginx's master and workers)."""
+    if not pid:
+        return 0.0
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    total = 0
+    for one in pids:
+        with contextlib.suppress(OSError, IndexError):
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def http_rows(targets: list[Target], args: argparse.Namespace) -> None:
     for _ in range(args.rounds):  # interleaved: the machine's load moves between samples
         for target in targets:
@@ -352,7 +388,7 @@ def http_rows(targets: list[Target], args: argparse.Namespace) -> None:
           f"{args.rounds} samples per row (median; ratio to the host direct row of the same "
           "namespace)")
     print(f"{'target':<22}{'req/s':>10}{'min':>10}{'max':>10}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'ratio':>8}")
+          f"{'ratio':>8}{'nginx us/req':>14}")
     for target in targets:
         reference = by_name.get(target.reference)
         ratio = ""
@@ -360,7 +396,7 @@ def http_rows(targets: list[Target], args: argparse.Namespace) -> None:
             ratio = f"{median(target.rps) / median(reference.rps):.2f}x"
         print(f"{target.name:<22}{median(target.rps):>10.0f}{min(target.rps, default=0):>10.0f}"
               f"{max(target.rps, default=0):>10.0f}{median(target.p50_ms):>9.2f}"
-              f"{median(target.p99_ms):>9.2f}{ratio:>8}")
+              f"{median(target.p99_ms):>9.2f}{ratio:>8}{median(target.cpu_us):>14.1f}")
     for target in targets:
         for error in sorted(set(target.errors)):
             print(f"  {target.name}: {error}")
@@ -373,19 +409,21 @@ def attribution_targets(engine: Engine, reference: str) -> list[Target]:
     ``--security-opt seccomp=unconfined``."""
     port = free_port()
     site = "/etc/nginx/sites-available/default"
-    engine.docker("run", "-d", "--network", "host", "nginx:bookworm", "sh", "-c",
+    hostnet_id = engine.docker("run", "-d", "--network", "host", "nginx:bookworm", "sh", "-c",
                   f"sed -i -e 's/listen 80 default_server;/listen 127.0.0.1:{port} "
                   f"default_server;/' -e '/listen \\[::\\]:80/d' {site} && "
-                  "exec nginx -g 'daemon off;'")
+                  "exec nginx -g 'daemon off;'").strip()
     hostnet = f"http://127.0.0.1:{port}/"
     wait_for_page(hostnet, engine.netns)
     published = free_port()
-    engine.docker("run", "-d", "--security-opt", "seccomp=unconfined", "-p",
-                  f"127.0.0.1:{published}:80", "nginx:bookworm")
+    unconfined_id = engine.docker("run", "-d", "--security-opt", "seccomp=unconfined", "-p",
+                                  f"127.0.0.1:{published}:80", "nginx:bookworm").strip()
     unconfined = f"http://127.0.0.1:{published}/"
     wait_for_page(unconfined, engine.netns)
-    return [Target(f"{engine.name} host network", hostnet, engine.netns, reference),
-            Target(f"{engine.name} 127.0.0.1 unconf.", unconfined, engine.netns, reference)]
+    return [Target(f"{engine.name} host network", hostnet, engine.netns, reference,
+                   engine.pid(hostnet_id)),
+            Target(f"{engine.name} 127.0.0.1 unconf.", unconfined, engine.netns, reference,
+                   engine.pid(unconfined_id))]
 
 
 # ---------------------------------------------------------------------------- run --rm
@@ -399,13 +437,18 @@ def run_rows(engines: list[Engine], runs: int) -> None:
         for _ in range(runs):
             engine.timed("bridge", "run", "--rm", "busybox", "true")
             engine.timed("none", "run", "--rm", "--network", "none", "busybox", "true")
+            engine.timed("bridge -p", "run", "--rm", "-p", "127.0.0.1::80", "busybox", "true")
     print(f"\nrun --rm busybox true, {runs} runs each, interleaved (ms: median / p90)")
-    print(f"{'engine':<10}{'bridge':>16}{'--network none':>18}{'network adds':>14}")
+    print(f"{'engine':<10}{'bridge':>16}{'--network none':>18}{'network adds':>14}"
+          f"{'bridge -p':>16}{'-p adds':>10}")
     for engine in engines:
         bridge, none = engine.run_times["bridge"], engine.run_times["none"]
+        ports = engine.run_times["bridge -p"]
         print(f"{engine.name:<10}{median(bridge) * 1000:>9.0f} / {p90(bridge) * 1000:<4.0f}"
               f"{median(none) * 1000:>11.0f} / {p90(none) * 1000:<4.0f}"
-              f"{(median(bridge) - median(none)) * 1000:>12.0f}")
+              f"{(median(bridge) - median(none)) * 1000:>12.0f}"
+              f"{median(ports) * 1000:>9.0f} / {p90(ports) * 1000:<4.0f}"
+              f"{(median(ports) - median(none)) * 1000:>8.0f}")
 
 
 _PHASES = re.compile(r"network setup of (\w+) took ([\d.]+) ms \((.*)\)")
@@ -567,7 +610,9 @@ def main() -> int:
                 host = HostNginx(base / "rootfs", "host")
                 stack.callback(host.stop)
                 host.start()
-                targets.append(Target("host direct", host.url, "", "host direct"))
+                assert host.process is not None
+                targets.append(Target("host direct", host.url, "", "host direct",
+                                      host.process.pid))
                 for engine in engines:
                     port = free_port()
                     cid = engine.docker("run", "-d", "-p", f"127.0.0.1:{port}:80",
@@ -582,11 +627,14 @@ def main() -> int:
                         stack.callback(inside.stop)
                         inside.start()
                         reference = "host direct (ns)"
-                        targets.append(Target(reference, inside.url, engine.netns, reference))
+                        assert inside.process is not None
+                        targets.append(Target(reference, inside.url, engine.netns, reference,
+                                              inside.process.pid))
+                    server = engine.pid(cid)
                     targets.append(Target(f"{engine.name} 127.0.0.1", published, engine.netns,
-                                          reference))
+                                          reference, server))
                     targets.append(Target(f"{engine.name} container", f"http://{address}/",
-                                          engine.netns, reference))
+                                          engine.netns, reference, server))
                     if args.attribution:
                         targets += attribution_targets(engine, reference)
                 http_rows(targets, args)
@@ -600,6 +648,11 @@ def main() -> int:
         print(f"FAILED: {error}", file=sys.stderr)
         failed = True
     finally:
+        # the profile's namespace directory is a bind mount of itself (as ``ip netns`` does)
+        mounted = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text()
+                   .splitlines() if line.split()[4].startswith(str(base) + "/")]
+        for target in sorted(mounted, key=len, reverse=True):
+            subprocess.run(["umount", "-l", target], check=False, capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
     return 1 if failed else 0
 

@@ -70,6 +70,20 @@ class NetworkedSampand(Sampand):
         return str(settings["IPAddress"])
 
 
+def remove_cgroup_parent(name: str) -> None:
+    """dockerd leaves its ``--cgroup-parent`` directories (empty once its containers are
+    gone): the containers' directories first, then the parent, in every hierarchy."""
+    for controller in Path("/sys/fs/cgroup").iterdir():
+        parent = controller / name
+        if not parent.is_dir():
+            continue
+        for leaf in [p for p in parent.iterdir() if p.is_dir()]:
+            with contextlib.suppress(OSError):
+                leaf.rmdir()
+        with contextlib.suppress(OSError):
+            parent.rmdir()
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -319,11 +333,7 @@ class NamespacedDockerd:
                   if line.split()[1].startswith(str(self.base))]
         for target in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", target], check=False, capture_output=True)
-        for controller in Path("/sys/fs/cgroup").iterdir():
-            with contextlib.suppress(OSError):
-                for leaf in sorted((controller / self.base.name).glob("*"), reverse=True):
-                    leaf.rmdir()
-                (controller / self.base.name).rmdir()
+        remove_cgroup_parent(self.base.name)
         subprocess.run(["rm", "-rf", str(self.base)], check=False)
 
 

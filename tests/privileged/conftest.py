@@ -3,7 +3,6 @@
 from collections.abc import Iterator
 
 import pytest
-
 from tests.runtime_harness import RuntimeHarness, remove_rootfs_cache
 
 
