@@ -21,8 +21,8 @@ calls after one warm-up):
 
 Memory: PSS (``/proc/<pid>/smaps_rollup``) of what each engine adds, idle (busybox loaded, no
 container) and per running container (with the 50 running, minus idle, over 50). sampan:
-sampand + the supervisor (the runtime has exited); Docker: dockerd + containerd + the shims.
-The containers' own processes are not counted for either.
+sampand + the supervisor + its runtime fork server (``sampan-runc --standby``); Docker:
+dockerd + containerd + the shims. The containers' own processes are not counted for either.
 
 Usage: ``sudo python3 bench/daemon_bench.py [--runs 10] [--engines sampand,dockerd]
 [--profile] [--sampand-runtime runc]``. ``--profile`` also records sampand with py-spy
@@ -102,6 +102,23 @@ def children_matching(text: str) -> list[int]:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
             if b"containerd-shim" in cmdline and text.encode() in cmdline:
                 found.append(int(entry))
+    return found
+
+
+def standby_runtimes(supervisor_pid: int) -> list[int]:
+    """The supervisor's runtime fork server (``sampan-runc --standby``, its child): part of
+    what sampan adds (a call's forked child is a runtime, not counted, as before)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            in_container = "/sampan/" in Path(f"/proc/{entry}/cgroup").read_text()
+            if parent == supervisor_pid and b"--standby" in cmdline and not in_container:
+                found.append(int(entry))  # (a container's init not yet exec'd is skipped)
     return found
 
 
@@ -225,7 +242,8 @@ def sampand_engine(runtime: str = "") -> Iterator[Engine]:
         assert daemon.process is not None
         main_pid = daemon.process.pid
         yield Engine("sampand", daemon.env, str(daemon.socket_path),
-                     lambda: [main_pid, daemon.supervisor_pid], main_pid)
+                     lambda: [main_pid, daemon.supervisor_pid,
+                              *standby_runtimes(daemon.supervisor_pid)], main_pid)
 
 
 @contextlib.contextmanager

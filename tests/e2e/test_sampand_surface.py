@@ -193,7 +193,7 @@ def _collect(stream: Any, into: queue.Queue[bytes]) -> None:
     try:
         for chunk in stream:
             into.put(chunk)
-    except Exception:  # noqa: BLE001 - the stream ends when the test closes it
+    except Exception:  # the stream ends when the test closes it
         pass
 
 
@@ -238,7 +238,7 @@ def test_wait_conditions(sampand: Sampand, client: docker.DockerClient) -> None:
     def wait(condition: str) -> None:
         try:
             results[condition] = client.api.wait(cid, condition=condition, timeout=60)
-        except Exception as exc:  # noqa: BLE001 - reported by the assertions below
+        except Exception as exc:  # reported by the assertions below
             results[condition] = exc
 
     waiters = [threading.Thread(target=wait, args=(c,)) for c in ("next-exit", "removed")]

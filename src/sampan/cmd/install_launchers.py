@@ -28,6 +28,9 @@ sys.exit(main())
 # Work a command starts before its imports (see sampan/runtime/cgroup_prime.py).
 PRELUDES = {
     "sampan-runc": (
+        'if sys.argv[1:] == ["--standby"]:  # started ahead of need: runtime/standby.py\n'
+        "    from sampan.runtime.standby import serve\n"
+        "    sys.exit(serve())\n"
         'if {"run", "create", "exec"} & set(sys.argv[1:6]):\n'
         "    from sampan.runtime.cgroup_prime import prime_migration_lock\n"
         "    prime_migration_lock()\n"

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,7 @@ from sampan.daemon.supervision import Supervisor
 from sampan.daemon.users import resolve_user
 
 MAX_EXECS_KEPT = 4096
+log = logging.getLogger("sampand.execs")
 
 
 @dataclass
@@ -38,6 +41,7 @@ class ExecRecord:
     exit_code: int | None = None
     pid: int = 0
     exited: asyncio.Event = field(default_factory=asyncio.Event)
+    supervisor_at: float = 0.0  # when the supervisor was asked (for the debug log)
 
 
 def _read(path: str) -> str:
@@ -129,6 +133,7 @@ class ExecService:
         container = self._containers.get(record.container_id)
         lifecycle.check_exec(container)
         record.started = True
+        began = time.perf_counter()
         config = dict(record.config)
         if console_size and not config.get("ConsoleSize"):
             config["ConsoleSize"] = list(console_size)
@@ -142,10 +147,12 @@ class ExecService:
                                container)
         terminal = bool(config.get("Tty"))
         want_stdin = bool(config.get("AttachStdin"))
+        record.supervisor_at = time.perf_counter()
         record.pid = await self._supervisor.exec(
             container.id, exec_id, process, terminal=terminal, open_stdin=want_stdin,
             detach=detach)
         record.running = True
+        started = time.perf_counter()
         self._containers.publish(container, f"exec_start: {' '.join(config['Cmd'])}",
                                  execID=exec_id)
         if detach:
@@ -168,6 +175,10 @@ class ExecService:
             attacher.end()
         else:
             attacher.connect(reader, writer)
+        log.debug("exec %s started: prepare %.1f ms, runtime %.1f ms, attach %.1f ms",
+                  exec_id[:12], (record.supervisor_at - began) * 1000,
+                  (started - record.supervisor_at) * 1000,
+                  (time.perf_counter() - started) * 1000)
         return attacher
 
     async def handle_exit(self, event: dict[str, Any]) -> None:

@@ -17,6 +17,8 @@ import time
 _INTERVAL = 0.003
 _DEADLINE = 0.25
 _stop = False
+_until = 0.0  # the migrations go on until then (monotonic clock)
+_running = False
 
 
 def _own_procs_file() -> str | None:
@@ -34,25 +36,35 @@ def _own_procs_file() -> str | None:
 
 
 def _keep_writing(procs: str) -> None:
-    deadline = time.monotonic() + _DEADLINE
-    while not _stop and time.monotonic() < deadline:
-        try:
-            with open(procs, "w") as out:
-                out.write("0")  # "0" = the writing task itself
-        except OSError:
-            return
-        time.sleep(_INTERVAL)
+    global _running
+    try:
+        while not _stop and time.monotonic() < _until:
+            try:
+                with open(procs, "w") as out:
+                    out.write("0")  # "0" = the writing task itself
+            except OSError:
+                return
+            time.sleep(_INTERVAL)
+    finally:
+        _running = False
 
 
 def prime_migration_lock() -> None:
-    """Start the no-op migrations in the background; never raises."""
+    """Start the no-op migrations in the background, or extend the running ones' deadline
+    (the runtime fork server primes on every request); never raises."""
+    global _stop, _until, _running
+    _stop = False
+    _until = time.monotonic() + _DEADLINE
+    if _running:
+        return
     procs = _own_procs_file()
     if procs is None:
         return
+    _running = True
     try:
         _thread.start_new_thread(_keep_writing, (procs,))
     except RuntimeError:
-        pass
+        _running = False
 
 
 def release_migration_lock() -> None:

@@ -34,7 +34,7 @@ from sampan.supervisor.server.runtime import (
     global_args,
     spawn,
 )
-from sampan.supervisor.server.standby import StandbyPool, standby_size
+from sampan.supervisor.server.standby import StandbyPool, standby_enabled
 from sampan.supervisor.server.stdio import ProcessIO, set_nonblocking
 from sampan.supervisor.server.tasks import (
     CREATED,
@@ -128,9 +128,11 @@ class Supervisor:
             collections.OrderedDict()
         self.subscribers: set[Connection] = set()
         self.running = True
-        # runtime processes started ahead of need (sampan-runc only): a call then costs its
-        # work, not the interpreter's start-up (see standby.py)
-        self.standby = StandbyPool(spawn, standby_size())
+        # a runtime fork server (sampan-runc only): a call then costs its work, not the
+        # interpreter's start-up and imports (see standby.py)
+        self.standby = StandbyPool(
+            spawn, self.reactor.set_reader, self._child_exited,
+            later=lambda fn: self.reactor.call_later(0.0, fn), enabled=standby_enabled())
         self._listener: socket.socket | None = None
         self._wakeup_r = -1
         self._ops: dict[str, Callable[[Request], None]] = {
