@@ -65,7 +65,10 @@ from dockerd_harness import EngineStack  # noqa: E402
 from sampan.drivers.graph import ContentStore, LayerStore  # noqa: E402
 from sampan.drivers.graph.images import ImageStore  # noqa: E402
 
-IMAGES = Path(os.environ.get("SAMPAN_SHARED_IMAGES", "/work/shared/images"))
+# the shared fixtures sit beside the checkout (override: SAMPAN_IMAGES)
+_SHARED_IMAGES = os.environ.get(
+    "SAMPAN_IMAGES", str(Path(__file__).resolve().parents[1].parent / "shared" / "images"))
+IMAGES = Path(_SHARED_IMAGES)
 DEBIAN = IMAGES / "debian.tar.gz"
 NGINX = IMAGES / "nginx.tar.gz"
 BUSYBOX = IMAGES / "busybox.tar"

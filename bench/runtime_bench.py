@@ -42,7 +42,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPAN_LAUNCHER = REPO / "bin" / "sampan-runc"
-BUSYBOX_ROOTFS = Path("/work/shared/images/busybox-rootfs.tar")
+# the shared fixtures sit beside the checkout (override: SAMPAN_IMAGES)
+_SHARED_IMAGES = os.environ.get(
+    "SAMPAN_IMAGES", str(Path(__file__).resolve().parents[1].parent / "shared" / "images"))
+BUSYBOX_ROOTFS = Path(_SHARED_IMAGES) / "busybox-rootfs.tar"
 HYBRID_CONTROLLERS = Path("/sys/fs/cgroup/unified/cgroup.controllers")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 OPERATIONS = ("run", "exec", "create", "delete -f", "--version")

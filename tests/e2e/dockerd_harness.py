@@ -47,7 +47,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-SHARED_IMAGES = Path(os.environ.get("SAMPAN_SHARED_IMAGES", "/work/shared/images"))
+# the shared fixtures sit beside the checkout (override: SAMPAN_IMAGES)
+_SHARED_IMAGES = os.environ.get(
+    "SAMPAN_IMAGES", str(Path(__file__).resolve().parents[2].parent / "shared" / "images"))
+SHARED_IMAGES = Path(_SHARED_IMAGES)
 BUSYBOX_ARCHIVE = SHARED_IMAGES / "busybox.tar"
 BUSYBOX_ROOTFS = SHARED_IMAGES / "busybox-rootfs.tar"
 CGROUP_ROOT = Path("/sys/fs/cgroup")

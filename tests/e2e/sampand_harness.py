@@ -31,7 +31,10 @@ from types import TracebackType
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_IMAGES = Path(os.environ.get("SAMPAN_SHARED_IMAGES", "/work/shared/images"))
+# the shared fixtures sit beside the checkout (override: SAMPAN_IMAGES)
+_SHARED_IMAGES = os.environ.get(
+    "SAMPAN_IMAGES", str(Path(__file__).resolve().parents[2].parent / "shared" / "images"))
+SHARED_IMAGES = Path(_SHARED_IMAGES)
 BUSYBOX = SHARED_IMAGES / "busybox.tar"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 

@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from dockerd_harness import EngineStack, HarnessError, require_program
@@ -30,7 +31,10 @@ from tests.privileged.test_graph_storage_helpers import mounted, mounts_below, u
 from sampan.drivers.graph import ContentStore, LayerStore
 from sampan.drivers.graph.images import ImageStore
 
-FIXTURES = "/work/shared/images"
+# the shared fixtures sit beside the checkout (override: SAMPAN_IMAGES)
+_SHARED_IMAGES = os.environ.get(
+    "SAMPAN_IMAGES", str(Path(__file__).resolve().parents[2].parent / "shared" / "images"))
+FIXTURES = _SHARED_IMAGES
 BUSYBOX_ID = "sha256:1b9b191620271114c6bba9637e29032a4cc90a36572b0a880429b57b223e2e52"
 NGINX_ID = "sha256:79d2c269937ff87dda28de3027bc331ee16a8ad157df3a86d58168f0b290742b"
 

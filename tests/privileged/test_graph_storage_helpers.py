@@ -12,11 +12,15 @@ import stat
 import subprocess
 import tarfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from sampan.drivers.graph import LayerStore, Mount
 
-IMAGES = "/work/shared/images"
+# the shared fixtures sit beside the checkout (override: SAMPAN_IMAGES)
+_SHARED_IMAGES = os.environ.get(
+    "SAMPAN_IMAGES", str(Path(__file__).resolve().parents[2].parent / "shared" / "images"))
+IMAGES = _SHARED_IMAGES
 BUSYBOX_DIFF_ID = "sha256:0a9f49b392c48b8ae37cde4b855c60a03851fa160081a7e2ccc6923b366c327f"
 DEBIAN_DIFF_ID = "sha256:9ea9fef3a929345c829cfab612773756f7d185adab7a1bbc4e55fc650270fd3f"
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,10 @@ from sampan.drivers.graph.images import ImageStore
 
 pytestmark = pytest.mark.privileged
 
-NGINX = "/work/shared/images/nginx.tar.gz"
+# the shared fixtures sit beside the checkout (override: SAMPAN_IMAGES)
+_SHARED_IMAGES = os.environ.get(
+    "SAMPAN_IMAGES", str(Path(__file__).resolve().parents[2].parent / "shared" / "images"))
+NGINX = os.path.join(_SHARED_IMAGES, "nginx.tar.gz")
 NGINX_ID = "sha256:79d2c269937ff87dda28de3027bc331ee16a8ad157df3a86d58168f0b290742b"
 
 _CHILD = textwrap.dedent(

@@ -16,6 +16,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +26,10 @@ from sampan.drivers.graph.images import ImageStore
 
 pytestmark = pytest.mark.privileged
 
-FIXTURES = "/work/shared/images"
+# the shared fixtures sit beside the checkout (override: SAMPAN_IMAGES)
+_SHARED_IMAGES = os.environ.get(
+    "SAMPAN_IMAGES", str(Path(__file__).resolve().parents[2].parent / "shared" / "images"))
+FIXTURES = _SHARED_IMAGES
 BASE = "sha256:9ea9fef3a929345c829cfab612773756f7d185adab7a1bbc4e55fc650270fd3f"
 EXPECTED = {
     "busybox:latest": (

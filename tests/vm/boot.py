@@ -264,7 +264,7 @@ def boot(command: list[str], workdir: Path, *, memory_mib: int = 1536, cpus: int
     return Vm(process, workdir, accel)
 
 
-def guest_checks_command(work: str = "/var/tmp/sampan-vm") -> list[str]:
+def guest_checks_command(work: str = "/run/sampan-vm") -> list[str]:
     """The guest command that runs tests/vm/guest_resource_checks.py on this checkout."""
     images = os.environ.get("SAMPAN_IMAGES", str(REPO.parent / "shared" / "images"))
     # this interpreter (the guest sees the same files); bin/sampan-runc picks its own

@@ -2,7 +2,7 @@
 
 tests/vm/boot.py boots a VM whose only cgroup hierarchy is cgroup2 (every controller: cpu,
 memory, pids, io, cpuset, hugetlb) and runs this script there, as root, on this checkout (the
-host's / is the guest's read-only root; /var/tmp and /run are the guest's tmpfs). Each check drives
+host's / is the guest's read-only root; /run is the guest's tmpfs). Each check drives
 ``bin/sampan-runc`` as a shim would and reads what the kernel enforces and what the v2 files
 say. Output: one JSON line per check, ``{"check": name, "ok": bool, "detail": ...}``, then
 ``SAMPAN-VM-DONE``. tests/privileged/test_runtime_cgroup_v2_vm.py turns each line into a test.
@@ -532,7 +532,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", default=str(Path(__file__).resolve().parents[2]))
     parser.add_argument("--rootfs-tar", help="busybox-rootfs.tar (default: the harness's)")
-    parser.add_argument("--work", default="/var/tmp/sampan-vm")
+    parser.add_argument("--work", default="/run/sampan-vm")
     parser.add_argument("--only", action="append", help="run only these checks")
     options = parser.parse_args()
 
