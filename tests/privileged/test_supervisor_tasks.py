@@ -274,6 +274,12 @@ def test_twenty_containers_at_once_and_the_supervisor_stays_small(
         busy = supervisor.pss_kib()
         print(f"supervisor PSS: idle {idle} KiB, with 20 containers {busy} KiB "
               f"({(busy - idle) / 20:.1f} KiB each)")
+        # `start` returns once the init may exec, not once `sh` has echoed: wait for the
+        # output before the SIGKILL, or a fast kill races the echo
+        deadline = asyncio.get_running_loop().time() + 30
+        while not all(supervisor.log_lines(cid) for cid in ids):
+            assert asyncio.get_running_loop().time() < deadline, "no output from some containers"
+            await asyncio.sleep(0.05)
         await asyncio.gather(*(client.kill(cid, 9) for cid in ids))
         infos = await asyncio.gather(*(client.wait(cid) for cid in ids))
         assert {i.exit_code for i in infos} == {137}
