@@ -95,14 +95,23 @@ def mounts_under(root: Path) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
-def container_cgroups(container_ids: set[str]) -> list[Path]:
+def container_cgroups(container_ids: set[str], parent: str = "sampan") -> list[Path]:
     found = []
     for controller in CGROUP_ROOT.iterdir():
         for container_id in container_ids:
-            directory = controller / "sampan" / container_id
+            directory = controller / parent / container_id
             if directory.is_dir():
                 found.append(directory)
     return found
+
+
+def remove_cgroup_parent(parent: str) -> None:
+    """The per-daemon ``--cgroup-parent`` directories, once their containers' are gone."""
+    for controller in CGROUP_ROOT.iterdir():
+        directory = controller / parent
+        if directory.is_dir() and not directory.is_symlink():
+            with contextlib.suppress(OSError):
+                directory.rmdir()
 
 
 def kill_cgroup_members(directories: list[Path]) -> None:
@@ -131,6 +140,8 @@ class Sampand:
         self.daemon_env: dict[str, str] = {}  # extra environment for sampand's command
         self.process: subprocess.Popen[bytes] | None = None
         self.seen: set[str] = set()
+        # its own cgroup parent, removed in close(): nothing of this daemon stays in the tree
+        self.cgroup_parent = f"sampan-test-{self.root.name.partition('.')[2]}"
         self._log = open(self.root / "sampand.log", "ab")  # noqa: SIM115 - closed in close()
 
     # ---- lifecycle
@@ -138,6 +149,7 @@ class Sampand:
         return [sys.executable, "-m", "sampan.cmd.sampand", "-H", f"unix://{self.socket_path}",
                 "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
                 "--pidfile", str(self.root / "sampand.pid"), "--log-level", "debug",
+                "--cgroup-parent", self.cgroup_parent,
                 # No default bridge unless a test asks for one (``extra_args``): a shared
                 # host-wide sampan0 and nft table would tie concurrent daemons together.
                 "--bridge", "none", *self.extra_args]
@@ -184,14 +196,15 @@ class Sampand:
         stop_pid(self.supervisor_pid)
         with contextlib.suppress(OSError):
             self.seen.update(os.listdir(self.root / "exec" / "bundles"))
-        cgroups = container_cgroups(self.seen)
+        cgroups = container_cgroups(self.seen, self.cgroup_parent)
         kill_cgroup_members(cgroups)
         for target in mounts_under(self.root):
             subprocess.run(["umount", "-l", target], check=False, capture_output=True)
         time.sleep(0.1 if cgroups else 0)
-        for directory in container_cgroups(self.seen):
+        for directory in container_cgroups(self.seen, self.cgroup_parent):
             with contextlib.suppress(OSError):
                 directory.rmdir()
+        remove_cgroup_parent(self.cgroup_parent)
         self._log.close()
         subprocess.run(["rm", "-rf", str(self.root)], check=False)
 

@@ -31,7 +31,8 @@ class ReadmeSampand(Sampand):
     """sampand started by ``scripts/run-sampand`` (the README's run command)."""
 
     def argv(self) -> list[str]:
-        return ["bash", str(REPO / "scripts" / "run-sampand"), "--log-level", "debug"]
+        return ["bash", str(REPO / "scripts" / "run-sampand"), "--log-level", "debug",
+                "--bridge", "none", "--cgroup-parent", self.cgroup_parent]
 
 
 def test_readme_run_command_and_docker_commands() -> None:

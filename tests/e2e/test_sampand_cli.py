@@ -93,7 +93,7 @@ def test_exec_tty_kill_signal_restart_rename_update(sampand: Sampand) -> None:
     # update --memory: recorded and applied to the cgroup
     sampand.ok("update", "--memory", "64m", "--memory-swap", "128m", "ops2")
     assert sampand.inspect("ops2")["HostConfig"]["Memory"] == 64 * 1024 * 1024
-    limit = Path(f"/sys/fs/cgroup/memory/sampan/{cid}/memory.limit_in_bytes")
+    limit = Path(f"/sys/fs/cgroup/memory/{sampand.cgroup_parent}/{cid}/memory.limit_in_bytes")
     assert int(limit.read_text()) == 64 * 1024 * 1024
     sampand.ok("rm", "-f", "ops2")
 

@@ -66,6 +66,7 @@ class Options:
     default_runtime: str = "sampan-runc"
     bridge: str = "sampan0"
     bip: str = ""
+    cgroup_parent: str = "/sampan"
     firewall_table: str = "sampan"
     runtimes: dict[str, str] = field(default_factory=dict)
     insecure_tcp: bool = False
@@ -100,6 +101,8 @@ def parse_args(argv: list[str]) -> Options:
     parser.add_argument("--tlskey")
     parser.add_argument("-b", "--bridge", help="the default bridge's device name "
                         "(default sampan0; none: containers without --network get lo only)")
+    parser.add_argument("--cgroup-parent", help="the cgroup the containers' cgroups go under "
+                        "(default /sampan)")
     parser.add_argument("--bip", help="the default bridge's address and prefix, e.g. "
                         "172.29.0.1/16 (default: a free private subnet)")
     parser.add_argument("--firewall-table", help="name of the nftables tables sampand owns "
@@ -150,6 +153,7 @@ def parse_args(argv: list[str]) -> Options:
     options.registry_certs_dir = args.registry_certs_dir or options.registry_certs_dir
     options.bridge = args.bridge or options.bridge
     options.bip = args.bip or options.bip
+    options.cgroup_parent = args.cgroup_parent or options.cgroup_parent
     options.firewall_table = args.firewall_table or options.firewall_table
     for key in ("tlscacert", "tlscert", "tlskey"):
         if getattr(args, key):
@@ -172,6 +176,7 @@ def apply_daemon_json(options: Options, config: dict[str, Any]) -> None:
     options.default_runtime = config.get("default-runtime", options.default_runtime)
     options.bridge = config.get("bridge", options.bridge)
     options.bip = config.get("bip", options.bip)
+    options.cgroup_parent = config.get("cgroup-parent", options.cgroup_parent)
     options.log_driver = str(config.get("log-driver") or options.log_driver)
     options.log_opts.update({str(k): str(v) for k, v in (config.get("log-opts") or {}).items()})
     if config.get("tlsverify"):
@@ -319,7 +324,8 @@ async def run(options: Options) -> int:
         raise SystemExit(f"sampand: unsupported host {unknown[0]!r} (unix:// or tcp://)")
     if not sockets and not tcp_addresses:
         raise SystemExit("sampand: no host to listen on")
-    paths = DaemonPaths(os.path.abspath(options.data_root), os.path.abspath(options.exec_root))
+    paths = DaemonPaths(os.path.abspath(options.data_root), os.path.abspath(options.exec_root),
+                        cgroup_parent="/" + options.cgroup_parent.strip("/"))
     for directory in (paths.data_root, os.path.join(paths.data_root, "containers"),
                       paths.exec_root, os.path.join(paths.exec_root, "bundles")):
         os.makedirs(directory, mode=0o711, exist_ok=True)

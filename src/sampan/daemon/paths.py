@@ -10,6 +10,7 @@ from dataclasses import dataclass
 class DaemonPaths:
     data_root: str
     exec_root: str
+    cgroup_parent: str = "/sampan"  # cgroupsPath = <cgroup_parent>/<container id>
 
     @property
     def state_db(self) -> str:

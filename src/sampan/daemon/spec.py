@@ -79,5 +79,6 @@ def build_container_spec(container: Container, rootfs: str, paths: DaemonPaths
         passwd=_read(os.path.join(rootfs, "etc/passwd")),
         group=_read(os.path.join(rootfs, "etc/group")),
         namespace_paths=network_namespace(container, paths),
+        cgroup_parent=paths.cgroup_parent,
     )
     return build_spec(spec_input)
