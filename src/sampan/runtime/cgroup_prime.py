@@ -12,6 +12,7 @@ a short deadline.
 """
 
 import _thread
+import sys
 import time
 
 _INTERVAL = 0.003
@@ -35,8 +36,11 @@ def _own_procs_file() -> str | None:
     return None
 
 
-def _keep_writing(procs: str) -> None:
+def _keep_writing(procs: str, switch_interval: float) -> None:
     global _running
+    # the first write is what starts the grace period: issue it now, then let the imports
+    # have the interpreter again (see prime_migration_lock)
+    sys.setswitchinterval(switch_interval)
     try:
         while not _stop and time.monotonic() < _until:
             try:
@@ -61,9 +65,14 @@ def prime_migration_lock() -> None:
     if procs is None:
         return
     _running = True
+    # A new thread waits for the GIL until the main thread, busy importing, is forced to
+    # drop it (every 5 ms): shorten that interval until the thread has issued its first write
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0001)
     try:
-        _thread.start_new_thread(_keep_writing, (procs,))
+        _thread.start_new_thread(_keep_writing, (procs, switch_interval))
     except RuntimeError:
+        sys.setswitchinterval(switch_interval)
         _running = False
 
 
