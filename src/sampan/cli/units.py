@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sampan.types.humanize import human_duration as human_duration  # one copy for both
+
 _DECIMAL = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
 
@@ -28,34 +30,6 @@ def bytes_size(size: float) -> str:
     """``BytesSize``: binary units, ``%.4g`` (``docker stats``)."""
     value, unit = _scaled(float(size), 1024.0, _BINARY)
     return _g(value, 4) + unit
-
-
-def human_duration(seconds: float) -> str:
-    """``HumanDuration``: "Less than a second", "About a minute", "3 hours", "2 weeks"..."""
-    whole = int(seconds)
-    if whole < 1:
-        return "Less than a second"
-    if whole == 1:
-        return "1 second"
-    if whole < 60:
-        return f"{whole} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(seconds / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 def parse_bytes(text: str) -> int:

@@ -12,6 +12,7 @@ import re
 import time
 
 from sampan import errdefs
+from sampan.types.humanize import human_duration as human_duration  # one copy for both
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -70,31 +71,3 @@ def parse_api_timestamp(value: str | float | int | None) -> int:
     except ValueError as exc:
         raise errdefs.InvalidParameter(f"invalid timestamp {value!r}") from exc
     return whole * 1_000_000_000 + (nanos if whole >= 0 else -nanos)
-
-
-def human_duration(seconds: float) -> str:
-    """go-units ``HumanDuration``: "Less than a second", "3 seconds", "About a minute"..."""
-    whole = int(seconds)
-    if whole < 1:
-        return "Less than a second"
-    if whole == 1:
-        return "1 second"
-    if whole < 60:
-        return f"{whole} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(seconds / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
